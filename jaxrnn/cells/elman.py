@@ -1,0 +1,79 @@
+"""The Elman (simple) recurrent network.
+
+    h_t = f(x_t W_xh + h_{t-1} W_hh + b),    y_t = h_t
+
+Shapes: ``x_t: [*batch, I]``, ``h_t: [*batch, H]``, ``W_xh: [I, H]``,
+``W_hh: [H, H]``, ``b: [H]`` (row-vector convention, ``x @ W``).
+
+References:
+  Elman (1990). Finding Structure in Time. Cognitive Science 14(2).
+  Le, Jaitly, Hinton (2015). A Simple Way to Initialize Recurrent Networks of
+  Rectified Linear Units (IRNN: ReLU with ``recurrent_init=identity(1.0)``).
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import initializers
+from jaxrnn.cell import Cell, activation_fn, carry_dtype, check_input, check_positive, matmul
+
+
+class ElmanParams(NamedTuple):
+    W_xh: jax.Array  # [I, H]
+    W_hh: jax.Array  # [H, H]
+    b: jax.Array  # [H]
+
+
+class ElmanCarry(NamedTuple):
+    h: jax.Array  # [*batch, H]
+
+
+def elman(
+    hidden_size: int,
+    *,
+    activation: str | Callable[[jax.Array], jax.Array] = "tanh",
+    input_init: initializers.Initializer = initializers.glorot_uniform(),
+    recurrent_init: initializers.Initializer = initializers.orthogonal(),
+    bias_init: initializers.Initializer = initializers.zeros,
+    dtype=jnp.float32,
+) -> Cell:
+    """An Elman RNN cell.
+
+    Args:
+      hidden_size: ``H``.
+      activation: ``"tanh"``, ``"relu"``, ``"sigmoid"``, ``"identity"`` (see
+        ``jaxrnn.cell.ACTIVATIONS``) or any callable ``f(z) -> z``.
+      input_init, recurrent_init, bias_init: initialisers for ``W_xh``, ``W_hh``, ``b``.
+      dtype: parameter dtype; the state accumulates in at least float32.
+
+    Example:
+      >>> cell = jaxrnn.elman(64, activation="relu", recurrent_init=jaxrnn.initializers.identity())
+      >>> params = cell.init(jax.random.key(0), input_size=8)
+    """
+    check_positive("hidden_size", hidden_size)
+    f = activation_fn(activation)
+
+    def init(key, input_size: int) -> ElmanParams:
+        check_positive("input_size", input_size)
+        k_x, k_h, k_b = jax.random.split(key, 3)
+        return ElmanParams(
+            W_xh=input_init(k_x, (input_size, hidden_size), dtype),
+            W_hh=recurrent_init(k_h, (hidden_size, hidden_size), dtype),
+            b=bias_init(k_b, (hidden_size,), dtype),
+        )
+
+    def initial_carry(params: ElmanParams, batch_shape=(), *, key=None) -> ElmanCarry:
+        del key
+        return ElmanCarry(jnp.zeros((*batch_shape, hidden_size), carry_dtype(params.W_hh.dtype)))
+
+    def apply(params: ElmanParams, carry: ElmanCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        acc = carry.h.dtype
+        z = matmul(x, params.W_xh, acc) + matmul(carry.h, params.W_hh, acc) + params.b.astype(acc)
+        h = f(z)
+        return ElmanCarry(h), h
+
+    return Cell(init, initial_carry, apply)

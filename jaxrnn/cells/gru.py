@@ -1,0 +1,121 @@
+"""The gated recurrent unit (GRU), in both published forms.
+
+Gate order in the fused matrices is (r, z, n), as in cuDNN and PyTorch.
+With ``gx = x_t W_xh + b`` and ``gh = h_{t-1} W_hh`` split into (r, z, n) blocks:
+
+    r_t = σ(gx_r + gh_r)                        reset gate
+    z_t = σ(gx_z + gh_z)                        update gate
+    n_t = tanh(gx_n + r_t ⊙ (gh_n + b_hn))      reset_after=True  (cuDNN, PyTorch, Flax)
+    n_t = tanh(gx_n + (r_t ⊙ h_{t-1}) W_hh_n)   reset_after=False (Cho et al. 2014)
+    h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1},      y_t = h_t
+
+With ``layer_norm=True`` (reset_after only) ``x_t W_xh`` and ``h_{t-1} W_hh`` are each
+layer-normalised before the gates, as Ba et al. (2016) do for the LSTM.
+
+Shapes: ``W_xh: [I, 3H]``, ``W_hh: [H, 3H]``, ``b: [3H]``, ``b_hn: [H]``.
+
+References:
+  Cho et al. (2014). Learning Phrase Representations using RNN Encoder-Decoder
+  for Statistical Machine Translation. EMNLP.
+  Chung et al. (2014). Empirical Evaluation of Gated Recurrent Neural Networks
+  on Sequence Modeling. arXiv:1412.3555.
+  Ba, Kiros, Hinton (2016). Layer Normalization. arXiv:1607.06450.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import initializers
+from jaxrnn import layer_norm as ln
+from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
+
+
+class GRULayerNorm(NamedTuple):
+    x: ln.LayerNormParams  # over x W_xh, [3H]
+    h: ln.LayerNormParams  # over h W_hh, [3H]
+
+
+class GRUParams(NamedTuple):
+    W_xh: jax.Array  # [I, 3H]
+    W_hh: jax.Array  # [H, 3H]
+    b: jax.Array  # [3H]
+    b_hn: jax.Array | None  # [H], reset_after only
+    layer_norm: GRULayerNorm | None = None
+
+
+class GRUCarry(NamedTuple):
+    h: jax.Array  # [*batch, H]
+
+
+def gru(
+    hidden_size: int,
+    *,
+    reset_after: bool = True,
+    layer_norm: bool = False,
+    input_init: initializers.Initializer = initializers.fused(*[initializers.glorot_uniform()] * 3),
+    recurrent_init: initializers.Initializer = initializers.fused(*[initializers.orthogonal()] * 3),
+    bias_init: initializers.Initializer = initializers.zeros,
+    dtype=jnp.float32,
+) -> Cell:
+    """A GRU cell (see the module docstring for the equations).
+
+    Args:
+      hidden_size: ``H``.
+      reset_after: apply the reset gate after the recurrent matmul (cuDNN/PyTorch/Flax)
+        or, if False, to ``h_{t-1}`` before it (Cho et al. 2014).
+      layer_norm: layer-normalise the input and recurrent projections (requires
+        ``reset_after=True``).
+      input_init, recurrent_init: initialisers for the fused ``W_xh`` and ``W_hh``
+        (default: Glorot and orthogonal, per gate block).
+      bias_init: initialiser for the fused ``b`` (e.g. ``initializers.chrono_gru_bias``);
+        ``b_hn`` starts at zero.
+      dtype: parameter dtype; the state accumulates in at least float32.
+    """
+    check_positive("hidden_size", hidden_size)
+    if layer_norm and not reset_after:
+        raise ValueError("reset_after: layer_norm=True needs reset_after=True, got False")
+    H = hidden_size
+
+    def init(key, input_size: int) -> GRUParams:
+        check_positive("input_size", input_size)
+        k_x, k_h, k_b = jax.random.split(key, 3)
+        norms = None
+        if layer_norm:
+            norms = GRULayerNorm(ln.init(3 * H, dtype), ln.init(3 * H, dtype))
+        return GRUParams(
+            W_xh=input_init(k_x, (input_size, 3 * H), dtype),
+            W_hh=recurrent_init(k_h, (H, 3 * H), dtype),
+            b=bias_init(k_b, (3 * H,), dtype),
+            b_hn=jnp.zeros((H,), dtype) if reset_after else None,
+            layer_norm=norms,
+        )
+
+    def initial_carry(params: GRUParams, batch_shape=(), *, key=None) -> GRUCarry:
+        del key
+        return GRUCarry(jnp.zeros((*batch_shape, H), carry_dtype(params.W_hh.dtype)))
+
+    def apply(params: GRUParams, carry: GRUCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        h = carry.h
+        acc = h.dtype
+        gx = matmul(x, params.W_xh, acc)
+        if reset_after:
+            gh = matmul(h, params.W_hh, acc)
+            if params.layer_norm is not None:
+                gx = ln.apply(params.layer_norm.x, gx)
+                gh = ln.apply(params.layer_norm.h, gh)
+            gx = gx + params.b.astype(acc)
+            r = jax.nn.sigmoid(gx[..., :H] + gh[..., :H])
+            z = jax.nn.sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
+            n = jnp.tanh(gx[..., 2 * H :] + r * (gh[..., 2 * H :] + params.b_hn.astype(acc)))
+        else:
+            gx = gx + params.b.astype(acc)
+            rz = jax.nn.sigmoid(gx[..., : 2 * H] + matmul(h, params.W_hh[:, : 2 * H], acc))
+            r, z = rz[..., :H], rz[..., H:]
+            n = jnp.tanh(gx[..., 2 * H :] + matmul(r * h, params.W_hh[:, 2 * H :], acc))
+        h = (1.0 - z) * n + z * h
+        return GRUCarry(h), h
+
+    return Cell(init, initial_carry, apply)

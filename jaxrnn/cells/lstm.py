@@ -1,0 +1,156 @@
+"""Long short-term memory (LSTM), with optional peepholes, projection and layer norm.
+
+Gate order in the fused matrices is (i, f, g, o), as in cuDNN and PyTorch.
+With ``a = x_t W_xh + h_{t-1} W_hh + b`` split into (i, f, g, o) blocks:
+
+    i_t = σ(a_i + w_ci ⊙ c_{t-1})       input gate  (peephole term optional)
+    f_t = σ(a_f + w_cf ⊙ c_{t-1})       forget gate
+    g_t = tanh(a_g)                     candidate
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    o_t = σ(a_o + w_co ⊙ c_t)           output gate
+    m_t = o_t ⊙ tanh(c_t)
+    h_t = m_t W_hr  (projection, LSTMP)  or  h_t = m_t,     y_t = h_t
+
+With ``layer_norm=True`` (Ba et al. 2016, Eq. 20-22)
+``a = LN(x_t W_xh) + LN(h_{t-1} W_hh) + b`` and ``m_t = o_t ⊙ tanh(LN(c_t))``.
+
+Shapes: ``W_xh: [I, 4H]``, ``W_hh: [P, 4H]``, ``b: [4H]``, ``W_hr: [H, P]``, where
+``P = projection_size`` or ``H``; carry ``h: [*batch, P]``, ``c: [*batch, H]``.
+
+References:
+  Hochreiter, Schmidhuber (1997). Long Short-Term Memory. Neural Computation.
+  Gers, Schmidhuber, Cummins (2000). Learning to Forget. Neural Computation.
+  Gers, Schmidhuber (2000). Recurrent nets that time and count (peepholes). IJCNN.
+  Sak, Senior, Beaufays (2014). Long Short-Term Memory Recurrent Neural Network
+  Architectures for Large Scale Acoustic Modeling (LSTMP). Interspeech.
+  Ba, Kiros, Hinton (2016). Layer Normalization. arXiv:1607.06450.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import initializers
+from jaxrnn import layer_norm as ln
+from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
+
+
+class LSTMPeephole(NamedTuple):
+    w_ci: jax.Array  # [H]
+    w_cf: jax.Array  # [H]
+    w_co: jax.Array  # [H]
+
+
+class LSTMLayerNorm(NamedTuple):
+    x: ln.LayerNormParams  # over x W_xh, [4H]
+    h: ln.LayerNormParams  # over h W_hh, [4H]
+    c: ln.LayerNormParams  # over c_t, [H]
+
+
+class LSTMParams(NamedTuple):
+    W_xh: jax.Array  # [I, 4H]
+    W_hh: jax.Array  # [P, 4H]
+    b: jax.Array  # [4H]
+    peephole: LSTMPeephole | None = None
+    W_hr: jax.Array | None = None  # [H, P]
+    layer_norm: LSTMLayerNorm | None = None
+
+
+class LSTMCarry(NamedTuple):
+    h: jax.Array  # [*batch, P] hidden state (the output)
+    c: jax.Array  # [*batch, H] cell state
+
+
+def lstm(
+    hidden_size: int,
+    *,
+    forget_bias: float = 1.0,
+    peephole: bool = False,
+    projection_size: int | None = None,
+    layer_norm: bool = False,
+    input_init: initializers.Initializer = initializers.fused(*[initializers.glorot_uniform()] * 4),
+    recurrent_init: initializers.Initializer = initializers.fused(*[initializers.orthogonal()] * 4),
+    bias_init: initializers.Initializer | None = None,
+    peephole_init: initializers.Initializer = initializers.zeros,
+    projection_init: initializers.Initializer = initializers.glorot_uniform(),
+    dtype=jnp.float32,
+) -> Cell:
+    """An LSTM cell (see the module docstring for the equations).
+
+    Args:
+      hidden_size: ``H``, the size of the cell state.
+      forget_bias: initial forget-gate bias (1.0: Gers et al. 2000; Jozefowicz et al. 2015).
+        Ignored when ``bias_init`` is given.
+      peephole: add the diagonal peephole connections ``w_ci, w_cf, w_co``.
+      projection_size: ``P``; project ``h`` to ``P`` units (LSTMP). ``None``: no projection.
+      layer_norm: layer-normalised LSTM (Ba et al. 2016).
+      input_init, recurrent_init: initialisers for the fused ``W_xh`` and ``W_hh``
+        (default: Glorot and orthogonal, per gate block).
+      bias_init: initialiser for the fused ``b`` (e.g. ``initializers.chrono_lstm_bias(T)``);
+        default ``initializers.lstm_bias(forget_bias)``.
+      peephole_init, projection_init: initialisers for the peepholes and ``W_hr``.
+      dtype: parameter dtype; the state accumulates in at least float32.
+
+    Example:
+      >>> cell = jaxrnn.lstm(128, projection_size=64)
+      >>> params = cell.init(jax.random.key(0), input_size=32)
+      >>> carry = cell.initial_carry(params, batch_shape=(8,))
+      >>> carry, y = cell.apply(params, carry, jnp.ones((8, 32)))   # y: [8, 64]
+    """
+    check_positive("hidden_size", hidden_size)
+    if projection_size is not None:
+        check_positive("projection_size", projection_size)
+    H = hidden_size
+    P = projection_size or hidden_size
+    if bias_init is None:
+        bias_init = initializers.lstm_bias(forget_bias)
+
+    def init(key, input_size: int) -> LSTMParams:
+        check_positive("input_size", input_size)
+        k_x, k_h, k_b, k_p, k_r = jax.random.split(key, 5)
+        peep = None
+        if peephole:
+            kp = jax.random.split(k_p, 3)
+            peep = LSTMPeephole(*(peephole_init(k, (H,), dtype) for k in kp))
+        norms = None
+        if layer_norm:
+            norms = LSTMLayerNorm(ln.init(4 * H, dtype), ln.init(4 * H, dtype), ln.init(H, dtype))
+        return LSTMParams(
+            W_xh=input_init(k_x, (input_size, 4 * H), dtype),
+            W_hh=recurrent_init(k_h, (P, 4 * H), dtype),
+            b=bias_init(k_b, (4 * H,), dtype),
+            peephole=peep,
+            W_hr=projection_init(k_r, (H, P), dtype) if projection_size else None,
+            layer_norm=norms,
+        )
+
+    def initial_carry(params: LSTMParams, batch_shape=(), *, key=None) -> LSTMCarry:
+        del key
+        acc = carry_dtype(params.W_hh.dtype)
+        return LSTMCarry(h=jnp.zeros((*batch_shape, P), acc), c=jnp.zeros((*batch_shape, H), acc))
+
+    def apply(params: LSTMParams, carry: LSTMCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        h, c = carry.h, carry.c
+        acc = h.dtype
+        ax = matmul(x, params.W_xh, acc)
+        ah = matmul(h, params.W_hh, acc)
+        if params.layer_norm is not None:
+            ax = ln.apply(params.layer_norm.x, ax)
+            ah = ln.apply(params.layer_norm.h, ah)
+        a = ax + ah + params.b.astype(acc)
+        a_i, a_f, a_g, a_o = (a[..., k * H : (k + 1) * H] for k in range(4))
+        if params.peephole is not None:
+            a_i = a_i + params.peephole.w_ci.astype(acc) * c
+            a_f = a_f + params.peephole.w_cf.astype(acc) * c
+        c = jax.nn.sigmoid(a_f) * c + jax.nn.sigmoid(a_i) * jnp.tanh(a_g)
+        if params.peephole is not None:
+            a_o = a_o + params.peephole.w_co.astype(acc) * c
+        c_out = ln.apply(params.layer_norm.c, c) if params.layer_norm is not None else c
+        h = jax.nn.sigmoid(a_o) * jnp.tanh(c_out)
+        if params.W_hr is not None:
+            h = matmul(h, params.W_hr, acc)
+        return LSTMCarry(h, c), h
+
+    return Cell(init, initial_carry, apply)

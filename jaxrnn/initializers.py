@@ -1,0 +1,146 @@
+"""Initialisers for recurrent weights and gate biases.
+
+An initialiser has ``jax.nn.initializers``' signature ``init(key, shape, dtype)``.
+The standard ones are re-exported from JAX; this module adds what recurrent
+networks need on top:
+
+* :func:`identity` — ``W_hh = scale * I`` for IRNNs (Le et al. 2015);
+* :func:`fused` — apply one initialiser per gate block of a fused
+  ``[in, G*H]`` matrix or ``[G*H]`` bias (e.g. orthogonal per gate);
+* :func:`lstm_bias` / :func:`chrono_lstm_bias` / :func:`chrono_gru_bias` —
+  forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015) and chrono
+  initialisation (Tallec & Ollivier 2018) on fused bias vectors.
+
+References:
+  Le, Jaitly, Hinton (2015). A Simple Way to Initialize Recurrent Networks of
+  Rectified Linear Units. arXiv:1504.00941.
+  Saxe, McClelland, Ganguli (2014). Exact solutions to the nonlinear dynamics of
+  learning in deep linear neural networks. ICLR.
+  Tallec, Ollivier (2018). Can recurrent neural networks warp time? ICLR.
+  Jozefowicz, Zaremba, Sutskever (2015). An Empirical Exploration of Recurrent
+  Network Architectures. ICML.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.nn.initializers import (
+    constant,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    lecun_normal,
+    lecun_uniform,
+    normal,
+    ones,
+    orthogonal,
+    uniform,
+    zeros,
+)
+
+Initializer = Callable[..., jax.Array]
+
+__all__ = [
+    "Initializer",
+    "chrono_gru_bias",
+    "chrono_lstm_bias",
+    "constant",
+    "fused",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "lstm_bias",
+    "normal",
+    "ones",
+    "orthogonal",
+    "uniform",
+    "zeros",
+]
+
+
+def identity(scale: float = 1.0) -> Initializer:
+    """``scale * I`` for a square ``[H, H]`` recurrent matrix (IRNN, Le et al. 2015)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"identity: expected a square 2-D shape, got {tuple(shape)}")
+        return scale * jnp.eye(shape[0], dtype=dtype)
+
+    return init
+
+
+def fused(*gate_inits: Initializer) -> Initializer:
+    """Initialise a fused ``[..., G*H]`` array block by block, one initialiser per gate.
+
+    ``fused(orthogonal(), orthogonal(), ...)`` gives each ``[H, H]`` gate block of a
+    ``[H, G*H]`` recurrent matrix its own orthogonal matrix, which a single
+    orthogonal ``[H, G*H]`` matrix does not.
+    """
+    num_gates = len(gate_inits)
+
+    def init(key, shape, dtype=jnp.float32):
+        if shape[-1] % num_gates:
+            raise ValueError(
+                f"fused: last axis {shape[-1]} is not divisible by {num_gates} gate initialisers"
+            )
+        block = (*shape[:-1], shape[-1] // num_gates)
+        keys = jax.random.split(key, num_gates)
+        return jnp.concatenate(
+            [g(k, block, dtype) for g, k in zip(gate_inits, keys, strict=True)], axis=-1
+        )
+
+    return init
+
+
+def lstm_bias(forget_bias: float = 1.0) -> Initializer:
+    """Zero bias except ``forget_bias`` on the forget gate; gate order (i, f, g, o).
+
+    A forget bias of 1 keeps the cell state flowing early in training
+    (Gers et al. 2000; Jozefowicz et al. 2015).
+    """
+    return fused(zeros, constant(forget_bias), zeros, zeros)
+
+
+def _chrono(key, hidden_size, t_max, dtype):
+    if t_max <= 2:
+        raise ValueError(f"t_max: expected a value > 2, got {t_max}")
+    return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))
+
+
+def chrono_lstm_bias(t_max: float) -> Initializer:
+    """Chrono initialisation for a fused LSTM bias (gate order i, f, g, o).
+
+    ``b_f ~ log(U[1, t_max - 1])`` and ``b_i = -b_f``, so each unit's
+    characteristic forgetting time is spread over ``[1, t_max]`` (Tallec &
+    Ollivier 2018, Sec. 3).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        (size,) = shape
+        hidden = size // 4
+        b_f = _chrono(key, hidden, t_max, dtype)
+        z = jnp.zeros((hidden,), dtype)
+        return jnp.concatenate([-b_f, b_f, z, z])
+
+    return init
+
+
+def chrono_gru_bias(t_max: float) -> Initializer:
+    """Chrono initialisation for a fused GRU bias (gate order r, z, n).
+
+    With ``h' = (1 - z) * n + z * h`` the update gate ``z`` plays the role of
+    the LSTM forget gate, so ``b_z ~ log(U[1, t_max - 1])`` (Tallec & Ollivier 2018).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        (size,) = shape
+        hidden = size // 3
+        z = jnp.zeros((hidden,), dtype)
+        return jnp.concatenate([z, _chrono(key, hidden, t_max, dtype), z])
+
+    return init
