@@ -14,9 +14,9 @@ carry any leading batch dimensions (``x: [*batch, I]``, every carry leaf
 
 ``key`` in ``initial_carry`` is only used by randomised cells (dropout,
 zoneout), which keep their random state in the carry; deterministic cells
-ignore it. Carry leaves that do not start with the batch shape (such as that
-key) are per-rollout state: masking and resets in :func:`jaxrnn.scan` leave
-them to the cell.
+ignore it. Carry leaves that do not start with the batch shape, and typed PRNG
+keys (``jax.random.key``) whatever their shape, are per-rollout state: masking
+and resets in :func:`jaxrnn.scan` leave them to the cell.
 """
 
 from collections.abc import Callable

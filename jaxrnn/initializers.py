@@ -106,9 +106,21 @@ def lstm_bias(forget_bias: float = 1.0) -> Initializer:
     return fused(zeros, constant(forget_bias), zeros, zeros)
 
 
-def _chrono(key, hidden_size, t_max, dtype):
+def _check_t_max(t_max):
     if t_max <= 2:
         raise ValueError(f"t_max: expected a value > 2, got {t_max}")
+
+
+def _gate_size(name, shape, num_gates):
+    """``H`` of a fused ``[G*H]`` bias; raises unless ``shape`` is one such vector."""
+    if len(shape) != 1 or shape[0] % num_gates:
+        raise ValueError(
+            f"{name}: expected a 1-D shape divisible by {num_gates} gates, got {tuple(shape)}"
+        )
+    return shape[0] // num_gates
+
+
+def _chrono(key, hidden_size, t_max, dtype):
     return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))
 
 
@@ -119,10 +131,10 @@ def chrono_lstm_bias(t_max: float) -> Initializer:
     characteristic forgetting time is spread over ``[1, t_max]`` (Tallec &
     Ollivier 2018, Sec. 3).
     """
+    _check_t_max(t_max)
 
     def init(key, shape, dtype=jnp.float32):
-        (size,) = shape
-        hidden = size // 4
+        hidden = _gate_size("chrono_lstm_bias", shape, 4)
         b_f = _chrono(key, hidden, t_max, dtype)
         z = jnp.zeros((hidden,), dtype)
         return jnp.concatenate([-b_f, b_f, z, z])
@@ -136,10 +148,10 @@ def chrono_gru_bias(t_max: float) -> Initializer:
     With ``h' = (1 - z) * n + z * h`` the update gate ``z`` plays the role of
     the LSTM forget gate, so ``b_z ~ log(U[1, t_max - 1])`` (Tallec & Ollivier 2018).
     """
+    _check_t_max(t_max)
 
     def init(key, shape, dtype=jnp.float32):
-        (size,) = shape
-        hidden = size // 3
+        hidden = _gate_size("chrono_gru_bias", shape, 3)
         z = jnp.zeros((hidden,), dtype)
         return jnp.concatenate([z, _chrono(key, hidden, t_max, dtype), z])
 

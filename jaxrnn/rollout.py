@@ -28,16 +28,22 @@ import numpy as np
 from jaxrnn.cell import Cell, check_carry
 
 
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _where(cond, a, b, batch_shape):
     """Per batch element, ``a`` where ``cond`` else ``b``, leaf by leaf.
 
-    Leaves that do not start with ``batch_shape`` (per-rollout state such as an
-    RNG key) are not per-sequence: they always take ``b``.
+    Leaves that do not start with ``batch_shape`` and typed PRNG keys (per-rollout
+    state such as a zoneout key) are not per-sequence: they always take ``b``.
     """
     nb = len(batch_shape)
 
     def pick(x, y):
-        if x.shape[:nb] != tuple(batch_shape):
+        # Without batch dims every leaf starts with batch_shape = (), so a key is
+        # recognised by its dtype: it must advance at masked steps there too.
+        if x.shape[:nb] != tuple(batch_shape) or _is_key(x):
             return y
         c = jnp.reshape(cond, cond.shape + (1,) * (x.ndim - nb))
         return jnp.where(c, x, y)
@@ -56,6 +62,9 @@ def _as_mask(name, value, shape, is_time_major):
 
 
 def _check_lengths(lengths, batch_shape, T):
+    # Values can only be checked when concrete: before jnp.asarray, which turns a
+    # constant captured by an outer jit into a tracer.
+    concrete = None if isinstance(lengths, jax.core.Tracer) else np.asarray(lengths)
     lengths = jnp.asarray(lengths)
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"lengths: expected an integer array, got dtype {lengths.dtype}")
@@ -64,8 +73,8 @@ def _check_lengths(lengths, batch_shape, T):
             f"lengths: expected shape {tuple(batch_shape)} (the batch shape of xs), "
             f"got {tuple(lengths.shape)}"
         )
-    if not isinstance(lengths, jax.core.Tracer):  # values can only be checked outside jit
-        lo, hi = int(np.min(lengths, initial=0)), int(np.max(lengths, initial=0))
+    if concrete is not None:
+        lo, hi = (int(concrete.min()), int(concrete.max())) if concrete.size else (0, 0)
         if lo < 0 or hi > T:
             raise ValueError(f"lengths: expected values in [0, T={T}], got min {lo}, max {hi}")
     return lengths
@@ -136,9 +145,16 @@ def scan(
         if reverse:  # backwards, a sequence starts after the step that began it going forward
             starts = jnp.concatenate([starts[1:], jnp.zeros_like(starts[:1])])
 
-    carry0 = cell.initial_carry(params, batch_shape, key=key)
-    if carry is not None:
-        check_carry(carry, carry0)
+    if carry is None:
+        carry0 = cell.initial_carry(params, batch_shape, key=key)
+    else:
+        # A training carry holds its own key; shape-check it against a keyed template.
+        has_key = any(_is_key(leaf) for leaf in jax.tree.leaves(carry))
+        template_key = jax.random.key(0) if key is None and has_key else key
+        template = jax.eval_shape(
+            lambda p, k: cell.initial_carry(p, batch_shape, key=k), params, template_key
+        )
+        check_carry(carry, template)
         carry0 = carry
 
     def step(c, inputs):
