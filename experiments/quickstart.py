@@ -1,4 +1,4 @@
-"""Quickstart: train an LSTM on the adding problem with jaxrnn + optax.
+"""Quickstart: the whole training loop in 40 lines, by hand (``jaxrnn train`` does it for you).
 
     python experiments/quickstart.py            # ~30 s on a laptop CPU
 
@@ -19,21 +19,11 @@ import jax.numpy as jnp
 import optax
 
 import jaxrnn
-
-
-def adding_batch(key, batch_size: int, length: int):
-    """``xs: [B, T, 2]``, ``ys: [B]`` for the adding problem."""
-    k_v, k_a, k_b = jax.random.split(key, 3)
-    values = jax.random.uniform(k_v, (batch_size, length), jnp.float32)
-    first = jax.random.randint(k_a, (batch_size,), 0, length // 2)
-    second = jax.random.randint(k_b, (batch_size,), length // 2, length)
-    steps = jnp.arange(length, dtype=first.dtype)
-    markers = ((steps == first[:, None]) | (steps == second[:, None])).astype(jnp.float32)
-    xs = jnp.stack([values, markers], axis=-1)
-    return xs, jnp.sum(values * markers, axis=-1)
+from jaxrnn.data import adding
 
 
 def main(steps: int = 1000, length: int = 50, hidden: int = 64, seed: int = 0):
+    task = adding(length)
     cell = jaxrnn.lstm(hidden)
     key_init, key_readout, key_data = jax.random.split(jax.random.key(seed), 3)
     params = {
@@ -50,12 +40,14 @@ def main(steps: int = 1000, length: int = 50, hidden: int = 64, seed: int = 0):
 
     @jax.jit
     def train_step(params, opt_state, step):
-        xs, ys = adding_batch(jax.random.fold_in(key_data, step), 64, length)
+        batch = task.batch(key_data, step, 64)
+        xs, ys = batch.inputs, batch.targets
         loss, grads = jax.value_and_grad(loss_fn)(params, xs, ys)  # BPTT
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    test_xs, test_ys = adding_batch(jax.random.key(seed + 1), 1000, length)
+    test = task.batch(jax.random.key(seed + 1), 0, 1000)
+    test_xs, test_ys = test.inputs, test.targets
     start = time.perf_counter()
     print(f"step     0  test MSE {loss_fn(params, test_xs, test_ys):.4f}")
     for step in range(1, steps + 1):

@@ -1,0 +1,1 @@
+"""Experiment configs: loaded by path with ``jaxrnn.training.config.load``, never imported."""

@@ -1,0 +1,1 @@
+"""Training: configs, optimizers, the train step, checkpoints and the run loop."""

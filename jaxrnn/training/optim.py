@@ -1,0 +1,114 @@
+"""Optimizers from config: optax, always after global-norm clipping.
+
+The chain is::
+
+    clip_by_global_norm(clip_norm)      # Pascanu, Mikolov, Bengio (2013); skipped if None
+    clip(clip_value)                    # optional element-wise clipping
+    inject_hyperparams(opt)(learning_rate=peak, ...)   # hyperparameters live in the state
+    scale_by_schedule(multiplier)       # warm-up / decay shape, 1.0 for "constant"
+
+The peak learning rate (and the other numeric hyperparameters) are arrays in
+the optimizer state, so changing them — by hand, or per member of a sweep —
+never forces a recompile; the schedule contributes only its shape.
+"""
+
+import optax
+
+from jaxrnn.training.config import OptimConfig
+
+
+def schedule(config: OptimConfig, total_steps: int) -> optax.Schedule:
+    """The learning-rate multiplier ``m(s)`` at optimizer step ``s`` (peak 1.0).
+
+    With ``W = warmup_steps``, ``D = decay_steps or total_steps``, ``f =
+    end_value_fraction``, ``r = decay_rate``:
+
+    * ``"constant"``: ``m(s) = 1``;
+    * ``"warmup_cosine"``: ``m(s) = s / W`` for ``s < W``, then
+      ``f + (1 - f) (1 + cos(π min(s - W, D - W) / (D - W))) / 2`` (``D`` counts
+      the warm-up; Loshchilov & Hutter 2017);
+    * ``"exponential"``: ``m(s) = s / W`` for ``s < W``, then ``r ** ((s - W) / D)``
+      (continuous, not a staircase: a factor ``r`` every ``D`` steps).
+    """
+    decay_steps = config.decay_steps or total_steps
+    if config.schedule == "constant":
+        return optax.constant_schedule(1.0)
+    if config.schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=1.0,
+            warmup_steps=config.warmup_steps,
+            decay_steps=max(decay_steps, config.warmup_steps + 1),
+            end_value=config.end_value_fraction,
+        )
+    # "exponential": linear warm-up (if any), then decay_rate every decay_steps.
+    decay = optax.exponential_decay(1.0, transition_steps=decay_steps, decay_rate=config.decay_rate)
+    if not config.warmup_steps:
+        return decay
+    warmup = optax.linear_schedule(0.0, 1.0, config.warmup_steps)
+    return optax.join_schedules([warmup, decay], [config.warmup_steps])
+
+
+def _base(config: OptimConfig):
+    name = config.name
+    if name == "sgd":
+        return optax.inject_hyperparams(optax.sgd)(
+            learning_rate=config.learning_rate,
+            momentum=config.momentum or None,
+            nesterov=config.nesterov,
+        )
+    if name == "adam":
+        return optax.inject_hyperparams(optax.adam)(
+            learning_rate=config.learning_rate, b1=config.b1, b2=config.b2, eps=config.eps
+        )
+    if name == "adamw":
+        return optax.inject_hyperparams(optax.adamw)(
+            learning_rate=config.learning_rate,
+            b1=config.b1,
+            b2=config.b2,
+            eps=config.eps,
+            weight_decay=config.weight_decay,
+        )
+    if name == "rmsprop":
+        return optax.inject_hyperparams(optax.rmsprop)(
+            learning_rate=config.learning_rate, eps=config.eps, momentum=config.momentum or None
+        )
+    if name == "adagrad":
+        return optax.inject_hyperparams(optax.adagrad)(
+            learning_rate=config.learning_rate, eps=config.eps
+        )
+    raise ValueError(f"optim.name: unknown optimizer {name!r}")  # the config validates first
+
+
+def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """The optax chain described in the module docstring."""
+    parts = []
+    if config.clip_norm is not None:
+        parts.append(optax.clip_by_global_norm(config.clip_norm))
+    if config.clip_value is not None:
+        parts.append(optax.clip(config.clip_value))
+    parts.append(_base(config))
+    if config.schedule != "constant":
+        parts.append(optax.scale_by_schedule(schedule(config, total_steps)))
+    return optax.chain(*parts)
+
+
+def injected_hyperparams(opt_state) -> dict:
+    """The ``inject_hyperparams`` dict inside a state built by :func:`make_optimizer`."""
+    for part in opt_state:
+        if isinstance(part, optax.InjectHyperparamsState | optax.InjectStatefulHyperparamsState):
+            return part.hyperparams
+    raise ValueError("opt_state: expected a state from jaxrnn.training.optim.make_optimizer")
+
+
+def learning_rate(opt_state, schedule: optax.Schedule):
+    """The learning rate the next update applies: the injected peak × the schedule.
+
+    The schedule is read at the optimizer's own update count, which does not advance
+    on a skipped (non-finite) step.
+    """
+    peak = injected_hyperparams(opt_state)["learning_rate"]
+    for part in opt_state:
+        if isinstance(part, optax.ScaleByScheduleState):
+            return peak * schedule(part.count)
+    return peak
