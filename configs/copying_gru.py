@@ -4,9 +4,10 @@ A GRU (H = 128) on the copying-memory task with delay 50 (Arjovsky, Shah, Bengio
 2016, Sec. 4.1): remember 10 symbols out of 8, output them 50 steps later
 (T = 70), Adam 2e-3 after global-norm clipping at 1.
 
-Expected: the per-step cross-entropy leaves the memoryless baseline
-10 log(8) / 70 = 0.297 and falls below 0.05 (the copied symbols mostly right)
-within the 4,000 steps, in about 10 minutes on 2 CPU cores.
+Expected (measured on 2 CPU cores, seed 0): the per-step cross-entropy leaves the
+memoryless baseline 10 log(8) / 70 = 0.297 and ends at 0.062 after the 4,000 steps
+(0.089 bits per token, 97.6% of all tokens right, i.e. about 83% of the copied
+symbols); about 5 minutes.
 """
 
 from jaxrnn.training.config import Config, ModelConfig, OptimConfig, TaskConfig, TrainConfig

@@ -395,7 +395,7 @@ CHANGES = {
     "train.keep_best": ["train.keep_best=0"],
     "train.best_metric": ["train.best_metric=accuracy"],
     "train.nonfinite": ["train.nonfinite=stop"],
-    "train.log_every": ["train.log_every=1"],
+    "train.log_every": ["train.log_every=5"],
 }
 
 
