@@ -211,6 +211,14 @@ def test_nonfinite_skip_counts_and_never_applies_the_update(tmp_path):
 
 
 @standard_promotion
+def test_rerunning_a_finished_run_reports_the_same_final_metrics(tmp_path):
+    first = loop.train(_smoke(), tmp_path, progress=False)
+    again = loop.train(_smoke(), tmp_path, progress=False)
+    assert again == first
+    assert json.loads((tmp_path / "status.json").read_text())["final"]["loss"] == first["loss"]
+
+
+@standard_promotion
 def test_a_different_config_refuses_to_resume_in_the_same_workdir(tmp_path):
     loop.train(_smoke(), tmp_path, progress=False)
     with pytest.raises(ValueError, match="holds a run of a different config"):

@@ -316,6 +316,8 @@ def train(
                 break
     ckpt.close()
     if status == "finished":
+        if not last_eval:  # the run had already finished: report its final state again
+            last_eval = evaluate(cfg, exp, state.params)
         _write_status(workdir, status, step=steps, final=last_eval)
         plot_losses(log_path, workdir / "loss.png")
     return {"status": status, "step": int(state.step), **last_eval}
