@@ -138,6 +138,7 @@ def evaluate(cfg: config_lib.Config, exp: Experiment, params) -> dict:
 
 def manifest(cfg: config_lib.Config) -> dict:
     import flax
+    import jaxlib
     import optax
 
     try:
@@ -156,7 +157,7 @@ def manifest(cfg: config_lib.Config) -> dict:
         "git_commit": commit,
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
+        "jaxlib": jaxlib.__version__,
         "optax": optax.__version__,
         "flax": flax.__version__,
         "device_kind": devices[0].device_kind,
