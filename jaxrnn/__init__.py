@@ -1,6 +1,6 @@
 """jaxrnn: recurrent neural networks as pure JAX functions."""
 
-from jaxrnn import initializers
+from jaxrnn import initializers, models
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.cell import ACTIVATIONS, Cell
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
@@ -62,6 +62,7 @@ __all__ = [
     "jacobian_norms",
     "learned_initial_carry",
     "lstm",
+    "models",
     "recurrent_jacobians",
     "rnn",
     "scan",
