@@ -1,6 +1,6 @@
 """jaxrnn: recurrent neural networks as pure JAX functions."""
 
-from jaxrnn import initializers, models
+from jaxrnn import initializers, models, trees
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.cell import ACTIVATIONS, Cell
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
@@ -69,6 +69,7 @@ __all__ = [
     "spectral_stats",
     "stack",
     "stack_layers",
+    "trees",
     "truncated_bptt",
     "variational_dropout",
     "zoneout",
