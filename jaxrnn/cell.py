@@ -115,3 +115,18 @@ def check_carry(carry, expected, name: str = "carry") -> None:
 def matmul(x: Array, w: Array, acc_dtype) -> Array:
     """``x @ w`` in the parameter dtype, accumulated and returned in ``acc_dtype``."""
     return jnp.matmul(x.astype(w.dtype), w, preferred_element_type=acc_dtype)
+
+
+def probe_dtype(params) -> jnp.dtype:
+    """A floating dtype for shape probes: the params' first floating one."""
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.dtype
+    return jnp.dtype(jnp.float32)
+
+
+def step_output(cell: Cell, params, input_size: int) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of ``y`` from one unbatched ``cell.apply`` step (no compute)."""
+    x = jax.ShapeDtypeStruct((input_size,), probe_dtype(params))
+    _, y = jax.eval_shape(lambda x: cell.apply(params, cell.initial_carry(params, ()), x), x)
+    return y

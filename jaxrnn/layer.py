@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import Cell
+from jaxrnn.cell import Cell, probe_dtype
 from jaxrnn.dropout import check_rate
 from jaxrnn.rollout import scan
 from jaxrnn.stack import (
@@ -26,7 +26,6 @@ from jaxrnn.stack import (
     init_layers,
     layer_input,
     layer_output,
-    probe_dtype,
     split_key,
 )
 

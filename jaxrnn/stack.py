@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
-from jaxrnn.cell import Cell
+from jaxrnn.cell import Cell, step_output
 from jaxrnn.dropout import check_rate, dropout_mask
 
 
@@ -110,14 +109,6 @@ def init_layers(
     return StackParams(tuple(layers))
 
 
-def probe_dtype(params):
-    """A floating dtype for shape probes: the params' first floating one."""
-    for leaf in jax.tree.leaves(params):
-        if jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf.dtype
-    return jnp.float32
-
-
 def stack(*cells: Cell, residual: bool = False, dropout: float = 0.0) -> Cell:
     """Stack cells into one deep cell: at each step layer ``l`` reads layer ``l-1``.
 
@@ -158,10 +149,7 @@ def stack(*cells: Cell, residual: bool = False, dropout: float = 0.0) -> Cell:
     dropout = check_rate("dropout", dropout)
 
     def output_size(l, params, input_size):
-        cell = cells[l]
-        x = jax.ShapeDtypeStruct((input_size,), probe_dtype(params))
-        _, y = jax.eval_shape(lambda x: cell.apply(params, cell.initial_carry(params, ()), x), x)
-        return y.shape[-1]
+        return step_output(cells[l], params, input_size).shape[-1]
 
     def init(key, input_size: int) -> StackParams:
         return init_layers(key, input_size, tuple(c.init for c in cells), output_size, residual)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import initializers
-from jaxrnn.cell import Cell, check_positive
+from jaxrnn.cell import Cell, check_positive, step_output
 from jaxrnn.models.heads import (
     Embedding,
     Linear,
@@ -41,8 +41,7 @@ class Model(NamedTuple):
 
 
 def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: int) -> Linear:
-    x = jax.ShapeDtypeStruct((input_size,), jnp.float32)
-    _, y = jax.eval_shape(lambda x: cell.apply(cell_params, cell.initial_carry(cell_params), x), x)
+    y = step_output(cell, cell_params, input_size)
     width = y.shape[-1]
     return Linear(
         W=initializers.glorot_uniform()(key, (width, output_size), y.dtype),
