@@ -91,7 +91,7 @@ def _readout(key, H):
     return jax.random.normal(key, (H, 1), jnp.float32) / np.sqrt(H), jnp.zeros((1,), jnp.float32)
 
 
-def build_jaxrnn(cell, B, T, I, H):
+def build_jaxrnn(cell, B, T, I, H, bptt="auto"):
     import jax
 
     import jaxrnn
@@ -102,7 +102,7 @@ def build_jaxrnn(cell, B, T, I, H):
 
     def predict(p, xs):
         cell_params, W_out, b_out = p
-        _, hs = jaxrnn.scan(rnn, cell_params, xs)
+        _, hs = jaxrnn.scan(rnn, cell_params, xs, bptt=bptt)
         return hs @ W_out + b_out
 
     return JaxTrainer(params, predict, *make_batch(B, T, I))
@@ -229,6 +229,7 @@ def build_torch(cell, B, T, I, H):
 
 BUILDERS = {
     "jaxrnn": build_jaxrnn,
+    "jaxrnn-autodiff": lambda *config: build_jaxrnn(*config, bptt="autodiff"),
     "pytorch": build_torch,
     "flax": build_flax,
     "haiku": build_haiku,
@@ -236,6 +237,7 @@ BUILDERS = {
 }
 IMPORTS = {
     "jaxrnn": ["jax", "optax", "jaxrnn"],
+    "jaxrnn-autodiff": ["jax", "optax", "jaxrnn"],
     "pytorch": ["torch"],
     "flax": ["jax", "optax", "flax"],
     "haiku": ["jax", "optax", "haiku"],

@@ -41,6 +41,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("jaxrnn", "pytorch", "flax", "haiku", "equinox")
+# On request only (--peers): jaxrnn with its fused BPTT turned off, to show the gain.
+EXTRA_PEERS = ("jaxrnn-autodiff",)
 CELLS = ("lstm", "gru", "elman")
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
 # (B, T, I, H), from the performance issue.
@@ -318,7 +320,7 @@ def main(argv=None):
     ap.add_argument(
         "--configs", type=parse_config, nargs="+", help="BxTxIxH ... (default: the issue's four)"
     )
-    ap.add_argument("--peers", type=parse_list(PEERS, "peers"), default=list(PEERS))
+    ap.add_argument("--peers", type=parse_list(PEERS + EXTRA_PEERS, "peers"), default=list(PEERS))
     ap.add_argument("--blocks", type=int, help="round-robin blocks per row (default 5, quick 3)")
     ap.add_argument("--calls", type=int, help="timed calls per block (default: adaptive)")
     ap.add_argument(

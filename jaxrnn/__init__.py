@@ -1,6 +1,6 @@
 """jaxrnn: recurrent neural networks as pure JAX functions."""
 
-from jaxrnn import initializers, models, trees
+from jaxrnn import fused, initializers, models, trees
 from jaxrnn.bptt import elman_bptt
 from jaxrnn.cell import ACTIVATIONS, Cell
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
@@ -56,6 +56,7 @@ __all__ = [
     "bidirectional",
     "elman",
     "elman_bptt",
+    "fused",
     "gru",
     "hidden_grad_norms",
     "initializers",

@@ -39,24 +39,17 @@ import jax.numpy as jnp
 
 from jaxrnn.cell import activation_fn, carry_dtype, matmul
 from jaxrnn.cells.elman import ElmanParams
+from jaxrnn.fused import DERIVATIVE_FROM_OUTPUT
 from jaxrnn.rollout import _as_mask, _check_lengths
-
-# f′ written from the saved output h = f(z), where that is exact.
-_DERIVATIVE_FROM_OUTPUT: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": lambda h: 1 - h * h,
-    "sigmoid": lambda h: h * (1 - h),
-    "relu": lambda h: (h > 0).astype(h.dtype),  # relu′(0) = 0, as jax.nn.relu
-    "identity": jnp.ones_like,
-}
 
 
 def _derivative(activation, f, z, h):
-    """``f′(z)``: from ``h`` for the named activations above, else a JVP of ``f``.
+    """``f′(z)``: from ``h`` where ``DERIVATIVE_FROM_OUTPUT`` knows ``f``, else a JVP.
 
     The JVP with a tangent of ones is ``f′(z)`` for any elementwise ``f``.
     """
-    if isinstance(activation, str) and activation in _DERIVATIVE_FROM_OUTPUT:
-        return _DERIVATIVE_FROM_OUTPUT[activation](h)
+    if isinstance(activation, str) and activation in DERIVATIVE_FROM_OUTPUT:
+        return DERIVATIVE_FROM_OUTPUT[activation](h)
     return jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
 
 

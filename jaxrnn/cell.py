@@ -31,11 +31,22 @@ Array = jax.Array
 
 
 class Cell(NamedTuple):
-    """A recurrent cell: ``init``, ``initial_carry`` and ``apply``, all pure."""
+    """A recurrent cell: ``init``, ``initial_carry`` and ``apply``, all pure.
+
+    ``fused`` is optional: a rollout with a hand-derived backward pass (see
+    :mod:`jaxrnn.fused`), ``fused(params, carry, xs, valid, *, reverse, unroll) ->
+    (final_carry, ys)`` on time-major ``xs [T, *batch, I]`` and ``valid [T, *batch]``
+    bool (or None), equal in values and gradients to :func:`jaxrnn.scan` over
+    ``apply`` with that mask. It raises ``jaxrnn.fused.Unsupported`` (a ``ValueError``)
+    at trace time for arguments it does not handle. The built-in factories fill it
+    in; a cell built as ``Cell(init, initial_carry, apply)`` (a user cell, or a
+    wrapper such as dropout or ``stack``) has none, so it is never used by mistake.
+    """
 
     init: Callable[[Array, int], Params]
     initial_carry: Callable[..., Carry]
     apply: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    fused: Callable[..., tuple[Carry, Array]] | None = None
 
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxrnn.cell import Cell, probe_dtype
 from jaxrnn.dropout import check_rate
-from jaxrnn.rollout import scan
+from jaxrnn.rollout import check_remat, scan
 from jaxrnn.stack import (
     StackParams,
     init_layers,
@@ -49,19 +49,24 @@ class BidirectionalCarry(NamedTuple):
     backward: Any  # backward carry: after each sequence's first step
 
 
-def rnn(cell: Cell, *, reverse: bool = False, unroll: int | bool = 1) -> Layer:
+def rnn(
+    cell: Cell, *, reverse: bool = False, unroll: int | bool = 1, remat: int | str | None = None
+) -> Layer:
     """Lift a cell to a layer: ``apply`` is :func:`jaxrnn.scan` over the time axis.
 
     Args:
       cell: any :class:`jaxrnn.Cell`; the layer's params are the cell's, unchanged.
       reverse: read each sequence backwards (within its own length, see ``jaxrnn.scan``).
       unroll: passed to ``jax.lax.scan``.
+      remat: segment checkpointing for long sequences (``k`` steps, ``"sqrt"`` or
+        None), see ``jaxrnn.scan``.
 
     Returns:
       A :class:`Layer` whose final carry is the cell's.
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell: expected a jaxrnn.Cell, got {type(cell).__name__}")
+    check_remat(remat)
 
     def apply(params, xs, *, carry=None, lengths=None, mask=None, resets=None, key=None):
         return scan(
@@ -74,6 +79,7 @@ def rnn(cell: Cell, *, reverse: bool = False, unroll: int | bool = 1) -> Layer:
             resets=resets,
             reverse=reverse,
             unroll=unroll,
+            remat=remat,
             key=key,
         )
 
@@ -104,6 +110,7 @@ def bidirectional(
     backward: Cell | None = None,
     *,
     merge: str | Callable[[Array, Array], Array] = "concat",
+    remat: int | str | None = None,
 ) -> Layer:
     """A bidirectional RNN: one cell reads each sequence forwards, another backwards.
 
@@ -125,6 +132,8 @@ def bidirectional(
       backward: the backward cell; default ``forward``'s architecture with its own params.
       merge: ``"concat"`` (forward first, along the last axis), ``"sum"``,
         ``"mean"``, or a callable ``(y_fw, y_bw) -> y``.
+      remat: segment checkpointing of both directions (``k`` steps, ``"sqrt"`` or
+        None), see ``jaxrnn.scan``.
 
     Returns:
       A :class:`Layer` with params ``BidirectionalParams(forward, backward)`` and final
@@ -152,7 +161,7 @@ def bidirectional(
         merge_name, merge = merge, MERGES[merge]
     else:
         merge_name = None
-    fw_layer, bw_layer = rnn(forward), rnn(backward, reverse=True)
+    fw_layer, bw_layer = rnn(forward, remat=remat), rnn(backward, reverse=True, remat=remat)
 
     def init(key, input_size: int) -> BidirectionalParams:
         k_fw, k_bw = jax.random.split(key)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
+from jaxrnn import fused, initializers
 from jaxrnn.cell import Cell, activation_fn, carry_dtype, check_input, check_positive, matmul
 
 
@@ -76,4 +76,4 @@ def elman(
         h = f(z)
         return ElmanCarry(h), h
 
-    return Cell(init, initial_carry, apply)
+    return Cell(init, initial_carry, apply, fused.elman_rollout(activation))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
+from jaxrnn import fused, initializers
 from jaxrnn import layer_norm as ln
 from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
 
@@ -118,4 +118,6 @@ def gru(
         h = (1.0 - z) * n + z * h
         return GRUCarry(h), h
 
-    return Cell(init, initial_carry, apply)
+    # The fused rollout (hand-derived BPTT) covers the cuDNN form without layer norm.
+    rollout = fused.gru_rollout(H) if reset_after and not layer_norm else None
+    return Cell(init, initial_carry, apply, rollout)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
+from jaxrnn import fused, initializers
 from jaxrnn import layer_norm as ln
 from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
 
@@ -153,4 +153,6 @@ def lstm(
             h = matmul(h, params.W_hr, acc)
         return LSTMCarry(h, c), h
 
-    return Cell(init, initial_carry, apply)
+    # The fused rollout (hand-derived BPTT) covers the plain LSTM only.
+    plain = not (peephole or projection_size or layer_norm)
+    return Cell(init, initial_carry, apply, fused.lstm_rollout(H) if plain else None)

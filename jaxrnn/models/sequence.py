@@ -27,7 +27,7 @@ from jaxrnn.models.heads import (
     embedding_init,
     linear,
 )
-from jaxrnn.rollout import scan
+from jaxrnn.rollout import check_remat, scan
 
 
 class ModelParams(NamedTuple):
@@ -49,8 +49,9 @@ def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: in
     )
 
 
-def _model(cell: Cell, output_size: int, head: Callable) -> Model:
+def _model(cell: Cell, output_size: int, head: Callable, remat: int | str | None) -> Model:
     check_positive("output_size", output_size)
+    check_remat(remat)
 
     def init(key, input_size: int) -> ModelParams:
         k_cell, k_out = jax.random.split(key)
@@ -60,13 +61,15 @@ def _model(cell: Cell, output_size: int, head: Callable) -> Model:
         )
 
     def apply(params: ModelParams, xs: jax.Array, *, mask=None, key=None) -> jax.Array:
-        _, ys = scan(cell, params.cell, xs, mask=mask, key=key)
+        _, ys = scan(cell, params.cell, xs, mask=mask, key=key, remat=remat)
         return head(params.readout, ys, mask)
 
     return Model(init, apply)
 
 
-def many_to_one(cell: Cell, output_size: int, *, pooling: str = "last") -> Model:
+def many_to_one(
+    cell: Cell, output_size: int, *, pooling: str = "last", remat: int | str | None = None
+) -> Model:
     """Classify or regress a whole sequence.
 
     Args:
@@ -75,6 +78,8 @@ def many_to_one(cell: Cell, output_size: int, *, pooling: str = "last") -> Model
       pooling: ``"last"`` — the output at each sequence's last valid step;
         ``"mean"`` / ``"max"`` — pooled over the valid steps. A sequence with no
         valid step pools to zeros (its output is the readout bias).
+      remat: segment checkpointing of the rollout for long sequences (``k`` steps,
+        ``"sqrt"`` or None), see ``jaxrnn.scan``.
 
     Returns:
       A model whose ``apply(params, xs: [B, T, I], mask=[B, T])`` gives ``[B, O]``.
@@ -99,12 +104,16 @@ def many_to_one(cell: Cell, output_size: int, *, pooling: str = "last") -> Model
             pooled = jnp.where(jnp.any(mask, axis=-1)[..., None], pooled, 0.0)
         return linear(readout, pooled)
 
-    return _model(cell, output_size, head)
+    return _model(cell, output_size, head, remat)
 
 
-def many_to_many(cell: Cell, output_size: int) -> Model:
-    """One output per step: ``apply(params, xs: [B, T, I])`` gives ``[B, T, O]``."""
-    return _model(cell, output_size, lambda readout, ys, mask: linear(readout, ys))
+def many_to_many(cell: Cell, output_size: int, *, remat: int | str | None = None) -> Model:
+    """One output per step: ``apply(params, xs: [B, T, I])`` gives ``[B, T, O]``.
+
+    ``remat``: segment checkpointing of the rollout (``k`` steps, ``"sqrt"`` or None),
+    see ``jaxrnn.scan``.
+    """
+    return _model(cell, output_size, lambda readout, ys, mask: linear(readout, ys), remat)
 
 
 class OneToManyParams(NamedTuple):
