@@ -34,7 +34,8 @@ class Batch(NamedTuple):
 
 class Task(NamedTuple):
     """A data source. ``kind``: ``"regression"`` (many-to-one, float targets),
-    ``"classification"`` (many-to-one, int targets) or ``"tokens"`` (many-to-many)."""
+    ``"classification"`` (many-to-one, int targets), ``"tokens"`` (many-to-many) or
+    ``"seq2seq"`` (encoder-decoder over :class:`jaxrnn.text.Seq2SeqBatch` es)."""
 
     name: str
     batch: Callable[[jax.Array, int, int], Batch]
@@ -138,6 +139,20 @@ def parity(length: int = 20, *, min_length: int | None = None) -> Task:
     return Task(f"parity-{length}", batch, 1, 2, "classification", float(np.log(2.0)))
 
 
+def epoch_indices(key: jax.Array, step, batch_size: int, n: int) -> jax.Array:
+    """The item indices of batch ``step`` of a finite data set of ``n`` items.
+
+    Batches are consecutive slices of a per-epoch permutation keyed by
+    ``fold_in(key, epoch)``; an epoch is ``n // batch_size`` batches (the remainder
+    is dropped), and a ``batch_size`` above ``n`` gives all ``n`` items. Pure in
+    ``(key, step)`` and jit-compatible (``step`` may be traced).
+    """
+    per_epoch = max(n // batch_size, 1)
+    epoch, offset = step // per_epoch, (step % per_epoch) * batch_size
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    return jax.lax.dynamic_slice_in_dim(perm, offset, min(batch_size, n))
+
+
 def _load_digits():
     try:
         from sklearn.datasets import load_digits
@@ -169,10 +184,7 @@ def digits(*, pixelwise: bool = False, split: str = "train", test_fraction: floa
     n = len(idx)
 
     def batch(key, step, batch_size):
-        per_epoch = max(n // batch_size, 1)
-        epoch, offset = step // per_epoch, (step % per_epoch) * batch_size
-        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-        take = jax.lax.dynamic_slice_in_dim(perm, offset, min(batch_size, n))
+        take = epoch_indices(key, step, batch_size, n)
         return Batch(seqs[take], targets[take], jnp.ones(seqs[take].shape[:2], bool))
 
     name = f"digits-{'pixel' if pixelwise else 'row'}-{split}"

@@ -127,3 +127,57 @@ def test_write_readme_replaces_only_between_markers(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         peers.write_readme(readme, "x")
+
+
+def test_sweep_benchmark_quick_mode(tmp_path):
+    """``bench/sweep.py --quick``: every part runs, the ratios are the wall-time ratios,
+    and the sweep's members end where their sequential runs end (float32)."""
+    out = tmp_path / "sweep.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "sweep.py"), "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    parts = result["parts"]
+    torch_there = importlib.util.find_spec("torch") is not None
+    assert parts["torch"]["status"] == ("ok" if torch_there else "skipped")
+    n = len(result["size"]["learning_rates"]) * len(result["size"]["seeds"])
+    for name in ("sweep", "sequential", *(["torch"] if torch_there else [])):
+        assert parts[name]["status"] == "ok", (name, parts[name])
+        assert parts[name]["wall_s"] > 0
+        assert len(parts[name]["final_loss"]) == n
+        assert all(math.isfinite(v) for v in parts[name]["final_loss"])
+        if name != "sweep":
+            ratio = parts[name]["wall_s"] / parts["sweep"]["wall_s"]
+            assert result["ratios"][name] == pytest.approx(ratio, rel=1e-12)
+            assert f"**{ratio:.1f}×**" in proc.stdout
+    # Oracle: each member trained alone with `jaxrnn train`'s loop.
+    np.testing.assert_allclose(
+        parts["sweep"]["final_loss"], parts["sequential"]["final_loss"], rtol=1e-4, atol=1e-6
+    )
+    diffs = np.abs(np.subtract(parts["sweep"]["final_loss"], parts["sequential"]["final_loss"]))
+    assert result["max_final_loss_diff"] == pytest.approx(diffs.max(), abs=1e-15)
+
+
+def test_memory_benchmark_quick_run(tmp_path):
+    """``bench/memory.py --quick`` (remat=None against "sqrt") runs and its JSON adds up."""
+    out = tmp_path / "memory.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "memory.py"), "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["failures"] == []
+    assert [row["T"] for row in result["rows"]] == [12, 30]
+    for row in result["rows"]:
+        plain, lean = row["variants"]["none"], row["variants"]["sqrt"]
+        # The same step from the same weights: the same losses, finite and decreasing.
+        np.testing.assert_allclose(lean["losses"], plain["losses"], rtol=1e-4)
+        assert lean["losses"][-1] < lean["losses"][0]
+        # Compiler output, not timing: segment checkpointing needs less temp memory.
+        assert lean["temp_bytes"] < plain["temp_bytes"]
+        assert row["memory_ratio"] == pytest.approx(plain["temp_bytes"] / lean["temp_bytes"])
+        assert row["time_ratio"] == pytest.approx(lean["median_ms"] / plain["median_ms"])
+        assert plain["median_ms"] == pytest.approx(1e3 * np.median(plain["times_s"]))
+    assert {(r["remat"], r["T"]) for r in result["compile"]} == {
+        (remat, T) for remat in ("none", "sqrt") for T in (100, 1000)
+    }
+    assert "| 30 |" in proc.stdout and "×**" in proc.stdout

@@ -74,7 +74,8 @@ def test_config_file_docstring_opens_with_its_command(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     first_line = module.__doc__.splitlines()[0]
-    assert first_line == f"jaxrnn train configs/{path.name}"
+    command = "sweep" if hasattr(module, "get_sweep") else "train"
+    assert first_line == f"jaxrnn {command} configs/{path.name}"
     assert "Expected" in module.__doc__
 
 
@@ -352,6 +353,9 @@ def test_from_dict_needs_a_mapping():
 
 
 # One valid change per field (with what that change requires); every field must appear.
+_ADDITION = ["task.name=addition", "task.digits=3", "model.embedding_size=8"]
+_EXPRESSIONS = ["task.name=expressions", "task.max_ops=4", "task.num_train=100"]
+
 CHANGES = {
     "name": ["name=other"],
     "seed": ["seed=1"],
@@ -359,6 +363,11 @@ CHANGES = {
     "task.length": ["task.length=50"],
     "task.min_length": ["task.min_length=50"],
     "task.pixelwise": ["task.name=digits", "task.pixelwise=true"],
+    "task.digits": _ADDITION,
+    "task.text_chars": ["task.name=shakespeare", "task.text_chars=5000"],
+    "task.max_ops": _EXPRESSIONS,
+    "task.test_max_ops": [*_EXPRESSIONS, "task.test_max_ops=8"],
+    "task.num_train": ["task.name=expressions", "task.max_ops=5", "task.num_train=200"],
     "model.cell": ["model.cell=gru"],
     "model.hidden_size": ["model.hidden_size=32"],
     "model.num_layers": ["model.num_layers=2"],
@@ -370,6 +379,11 @@ CHANGES = {
     "model.layer_norm": ["model.layer_norm=true"],
     "model.dropout": ["model.num_layers=2", "model.dropout=0.1"],
     "model.residual": ["model.num_layers=2", "model.residual=true"],
+    "model.remat": ["model.remat=sqrt"],
+    "model.embedding_size": [*_ADDITION[:2], "model.embedding_size=16"],
+    "model.attention": [*_ADDITION, "model.attention=additive"],
+    "model.bidirectional": [*_ADDITION, "model.bidirectional=true"],
+    "model.scheduled_sampling": [*_ADDITION, "model.scheduled_sampling=0.5"],
     "optim.name": ["optim.name=adamw"],
     "optim.learning_rate": ["optim.learning_rate=0.0030000000000000005"],  # next float
     "optim.momentum": ["optim.name=sgd", "optim.momentum=0.9"],

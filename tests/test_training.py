@@ -210,6 +210,36 @@ def test_nonfinite_skip_counts_and_never_applies_the_update(tmp_path):
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params))
 
 
+class _StopAtStep6(loop._Stop):
+    """As if SIGTERM arrived during step 6: the loop reads ``signum`` once a step."""
+
+    def __init__(self):
+        self.reads = 0
+
+    @property
+    def signum(self):
+        self.reads += 1
+        return signal.SIGTERM if self.reads >= 6 else None
+
+
+@standard_promotion
+def test_a_resumed_run_keeps_counting_skipped_steps(tmp_path, monkeypatch):
+    cfg = _smoke([*DIVERGE, "train.nonfinite=skip", "train.log_every=3"])
+    loop.train(cfg, tmp_path / "whole", progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(loop, "_Stop", _StopAtStep6)
+        assert loop.train(cfg, tmp_path / "split", progress=False)["status"] == "interrupted"
+    loop.train(cfg, tmp_path / "split", progress=False)
+
+    def skipped(run):
+        log = loop.read_log(tmp_path / run / "metrics.jsonl")
+        return {r["step"]: r["nonfinite_skipped"] for r in log if r["kind"] == "train"}
+
+    whole, split = skipped("whole"), skipped("split")
+    assert max(whole.values()) > 6  # steps after the interruption were skipped too
+    assert {step: split[step] for step in whole} == whole
+
+
 @standard_promotion
 def test_rerunning_a_finished_run_reports_the_same_final_metrics(tmp_path):
     first = loop.train(_smoke(), tmp_path, progress=False)

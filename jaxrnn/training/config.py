@@ -67,6 +67,21 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_CONFIG = "adding_lstm"
 
 
+# Cells over trees (jaxrnn.trees), for the expressions task only: the binary (N-ary, N = 2)
+# and Child-Sum Tree-LSTMs (Tai et al. 2015) and the recursive network (Socher et al. 2011).
+TREE_CELLS = ("binary_tree_lstm", "child_sum_tree_lstm", "recursive")
+
+
+# Metrics that improve upwards; every other metric (a loss, bits per token) is minimised.
+MAXIMISED = ("accuracy", "exact_match")
+
+
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """``"max"`` for an accuracy (``accuracy``, ``accuracy_*``, ``exact_match``), else ``"min"``:
+    how checkpoints and sweep settings are ranked by ``train.best_metric``."""
+    return "max" if metric.startswith(MAXIMISED) else "min"
+
+
 class ConfigError(ValueError):
     """A config or an override is invalid; the message lists every problem, one a line."""
 
@@ -81,12 +96,32 @@ class TaskConfig:
       min_length: sample lengths in ``[min_length, length]`` (adding, parity);
         None: every sequence has ``length`` steps.
       pixelwise: digits read pixel by pixel (``T = 64``) instead of row by row (``T = 8``).
+      digits: the most digits of an operand of ``"addition"`` (``"123+45"`` -> ``"168"``,
+        a seq2seq task, see :func:`jaxrnn.text.addition`), in ``[1, 9]``; that task needs it.
+      text_chars: ``"shakespeare"`` (character-level language modelling, windows of
+        ``length`` characters, see :func:`jaxrnn.text.shakespeare`) reads only the first
+        ``text_chars`` characters of the corpus; None: all 5.06 M.
+      max_ops: ``"expressions"`` (arithmetic expression trees, value mod 10, read as a
+        tree by a tree cell or as a string by a sequence cell, see
+        :mod:`jaxrnn.trees.expressions`): training expressions have 1..``max_ops``
+        operators; that task needs it.
+      test_max_ops: expressions: the test split adds as many expressions with
+        ``max_ops + 1 .. test_max_ops`` operators (longer and deeper than any in
+        training); None: only held-out expressions of the training range.
+      num_train: expressions: the size of the finite training set; that task needs it.
     """
 
-    name: Literal["adding", "copying", "parity", "digits"] = "adding"
+    name: Literal[
+        "adding", "copying", "parity", "digits", "addition", "shakespeare", "expressions"
+    ] = "adding"
     length: Annotated[int, Field(ge=2)] = 100
     min_length: Annotated[int, Field(ge=2)] | None = None
     pixelwise: bool = False
+    digits: Annotated[int, Field(ge=1, le=9)] | None = None
+    text_chars: Annotated[int, Field(ge=1000)] | None = None
+    max_ops: PositiveInt | None = None
+    test_max_ops: PositiveInt | None = None
+    num_train: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _check(self):
@@ -100,6 +135,39 @@ class TaskConfig:
                 raise ValueError(f"min_length={self.min_length} must be <= length={self.length}")
         if self.pixelwise and self.name != "digits":
             raise ValueError(f"pixelwise=True is only used by the digits task, not {self.name!r}")
+        if self.name == "addition" and self.digits is None:
+            raise ValueError("digits=None: the addition task needs an int in [1, 9], e.g. digits=3")
+        if self.digits is not None and self.name != "addition":
+            raise ValueError(
+                f"digits={self.digits} is only used by the addition task, not {self.name!r}; "
+                f"set digits=none"
+            )
+        if self.text_chars is not None and self.name != "shakespeare":
+            raise ValueError(
+                f"text_chars={self.text_chars} is only used by the shakespeare task, "
+                f"not {self.name!r}; set text_chars=none"
+            )
+        expression_fields = {
+            "max_ops": self.max_ops,
+            "test_max_ops": self.test_max_ops,
+            "num_train": self.num_train,
+        }
+        for key, value in expression_fields.items():
+            if self.name == "expressions" and value is None and key != "test_max_ops":
+                raise ValueError(
+                    f"{key}=None: the expressions task needs a positive int, e.g. "
+                    f"{key}={dict(max_ops=8, num_train=20000)[key]}"
+                )
+            if self.name != "expressions" and value is not None:
+                raise ValueError(
+                    f"{key}={value} is only used by the expressions task, not {self.name!r}; "
+                    f"set {key}=none"
+                )
+        if self.test_max_ops is not None and self.max_ops and self.test_max_ops < self.max_ops:
+            raise ValueError(
+                f"test_max_ops={self.test_max_ops} must be >= max_ops={self.max_ops} "
+                "(or none: test on the training range only)"
+            )
         return self
 
 
@@ -108,10 +176,12 @@ class ModelConfig:
     """The recurrent model: ``num_layers`` cells, stacked by :func:`jaxrnn.stack`.
 
     Attributes:
-      cell: ``"lstm"``, ``"gru"`` or ``"elman"``.
+      cell: ``"lstm"``, ``"gru"`` or ``"elman"``; for the expressions task also a tree
+        cell reading the expression tree: ``"binary_tree_lstm"`` (N-ary Tree-LSTM, N = 2),
+        ``"child_sum_tree_lstm"`` (Tai et al. 2015) or ``"recursive"`` (Socher et al. 2011).
       hidden_size: ``H`` of every layer.
       num_layers: stacked layers.
-      activation: Elman activation, a key of ``jaxrnn.cell.ACTIVATIONS``.
+      activation: Elman (or recursive-network) activation, a key of ``jaxrnn.cell.ACTIVATIONS``.
       forget_bias: initial LSTM forget-gate bias (1.0: Gers et al. 2000; Jozefowicz et al. 2015).
       recurrent_init: ``W_hh`` initialiser: ``"orthogonal"`` (Saxe et al. 2014) or
         ``"identity"`` (Le et al. 2015, scaled by ``identity_scale``).
@@ -121,9 +191,20 @@ class ModelConfig:
       layer_norm: layer-normalised LSTM/GRU (Ba et al. 2016).
       dropout: dropout rate between stacked layers, in ``[0, 1)``.
       residual: residual connections between stacked layers.
+      remat: memory-lean BPTT for long sequences: recompute segments of this many
+        steps in the backward pass (``"sqrt"``: ``round(sqrt(T))``; None: off), see
+        ``jaxrnn.scan``. Same values and gradients, less memory, more time.
+      attention: seq2seq tasks only: the decoder's Luong attention over the encoder
+        outputs, ``"additive"`` (Bahdanau et al. 2015), ``"dot"`` or ``"general"``
+        (Luong et al. 2015); None: none (the source is read through the final carry only).
+      embedding_size: seq2seq tasks only (and needed there): the width of the token embeddings.
+      bidirectional: seq2seq tasks only: a bidirectional encoder (Schuster, Paliwal 1997).
+      scheduled_sampling: seq2seq tasks only: the probability, in ``[0, 1)``, of feeding
+        the decoder its own sampled token instead of the true one during training
+        (Bengio et al. 2015); 0: teacher forcing.
     """
 
-    cell: Literal["lstm", "gru", "elman"] = "lstm"
+    cell: Literal["lstm", "gru", "elman", *TREE_CELLS] = "lstm"
     hidden_size: PositiveInt = 64
     num_layers: PositiveInt = 1
     activation: str = "tanh"
@@ -134,6 +215,23 @@ class ModelConfig:
     layer_norm: bool = False
     dropout: UnitInterval = 0.0
     residual: bool = False
+    remat: PositiveInt | Literal["sqrt"] | None = None
+    attention: Literal["additive", "dot", "general"] | None = None
+    embedding_size: PositiveInt | None = None
+    bidirectional: bool = False
+    scheduled_sampling: UnitInterval = 0.0
+
+    @field_validator("remat", mode="before")
+    @classmethod
+    def _remat(cls, remat):
+        # Checked before pydantic's union, which would report each member apart.
+        if isinstance(remat, str) and remat.strip().isdigit():
+            remat = int(remat)
+        if remat is None or remat == "sqrt":
+            return remat
+        if isinstance(remat, int) and not isinstance(remat, bool) and remat > 0:
+            return remat
+        raise ValueError("expected a positive int (steps per segment) or 'sqrt' (or none)")
 
     @field_validator("activation")
     @classmethod
@@ -145,9 +243,9 @@ class ModelConfig:
     @model_validator(mode="after")
     def _check(self):
         # Settings the chosen model would silently ignore are errors.
-        if self.activation != "tanh" and self.cell != "elman":
+        if self.activation != "tanh" and self.cell not in ("elman", "recursive"):
             raise ValueError(
-                f"activation={self.activation!r} is only used by cell='elman' "
+                f"activation={self.activation!r} is only used by cell='elman' or 'recursive' "
                 f"(LSTM and GRU have fixed activations), got cell={self.cell!r}"
             )
         if self.cell == "elman" and (self.layer_norm or self.chrono_t_max is not None):
@@ -159,6 +257,20 @@ class ModelConfig:
                 f"dropout={self.dropout} and residual={self.residual} act between stacked layers; "
                 f"they need num_layers > 1, got num_layers=1"
             )
+        if self.cell in TREE_CELLS:
+            sequence_only = {
+                "num_layers": self.num_layers != 1,
+                "layer_norm": self.layer_norm,
+                "chrono_t_max": self.chrono_t_max is not None,
+                "recurrent_init": self.recurrent_init != "orthogonal",
+                "remat": self.remat is not None,
+            }
+            if any(sequence_only.values()):
+                keys = ", ".join(f"{k}={getattr(self, k)!r}" for k, v in sequence_only.items() if v)
+                raise ValueError(
+                    f"{keys}: sequence-cell settings, not used by the tree cell "
+                    f"cell={self.cell!r}; leave them at their defaults"
+                )
         return self
 
 
@@ -276,7 +388,47 @@ class Config:
                 f"optim.warmup_steps={self.optim.warmup_steps} must be < "
                 f"train.steps={self.train.steps}"
             )
+        self._check_seq2seq()
+        if self.model.cell in TREE_CELLS and self.task.name != "expressions":
+            raise ValueError(
+                f"model.cell={self.model.cell!r} reads trees: only the expressions task has "
+                f"them, not task.name={self.task.name!r}"
+            )
         return self
+
+    def _check_seq2seq(self):
+        """The model.* fields of the encoder-decoder are set for seq2seq tasks only."""
+        m = self.model
+        seq2seq_fields = {
+            "attention": (m.attention, None),
+            "embedding_size": (m.embedding_size, None),
+            "bidirectional": (m.bidirectional, False),
+            "scheduled_sampling": (m.scheduled_sampling, 0.0),
+        }
+        if self.task.name != "addition":
+            for field, (value, default) in seq2seq_fields.items():
+                if value != default:
+                    raise ValueError(
+                        f"model.{field}={value!r} is only used by the seq2seq task "
+                        f"(task.name='addition'), not task.name={self.task.name!r}; "
+                        f"set model.{field}={'none' if default is None else default}"
+                    )
+            return
+        if m.embedding_size is None:
+            raise ValueError(
+                "model.embedding_size=None: the seq2seq task (task.name='addition') needs "
+                "a positive int, e.g. model.embedding_size=32"
+            )
+        if m.dropout > 0.0 or m.remat is not None:
+            raise ValueError(
+                f"model.dropout={m.dropout} and model.remat={m.remat!r} are not supported by "
+                f"the seq2seq task (task.name='addition'); set model.dropout=0 and model.remat=none"
+            )
+        if m.attention == "dot" and m.bidirectional:
+            raise ValueError(
+                "model.attention='dot' needs decoder and encoder outputs of one width, but "
+                "model.bidirectional=True doubles the encoder's; use 'general' or 'additive'"
+            )
 
 
 _ADAPTER = TypeAdapter(Config)

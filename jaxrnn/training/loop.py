@@ -4,6 +4,7 @@ A run directory holds::
 
     config.json        the fully resolved config (a different config refuses to resume)
     manifest.json      versions, git commit, devices, seed, config hash
+    CITATION.bib       how to cite jaxrnn, with those versions (jaxrnn.cite)
     metrics.jsonl      one JSON object per logged step / evaluation
     checkpoints/       orbax checkpoints (latest k, best k, final)
     status.json        running / interrupted / stopped / finished, and the final metrics
@@ -17,6 +18,7 @@ parameters (CPU). SIGTERM/SIGINT save a checkpoint at the next step boundary.
 """
 
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -29,12 +31,21 @@ import jax
 import jax.numpy as jnp
 
 import jaxrnn
-from jaxrnn import data
+from jaxrnn import cite, data, text
 from jaxrnn.models import Model, many_to_many, many_to_one
 from jaxrnn.training import config as config_lib
+from jaxrnn.training import distributed
+from jaxrnn.training import text as text_training
+from jaxrnn.training import trees as tree_training
 from jaxrnn.training.checkpoint import Checkpointer
 from jaxrnn.training.optim import make_optimizer, schedule
-from jaxrnn.training.step import TrainState, make_eval_step, make_train_step, task_loss
+from jaxrnn.training.step import (
+    TrainState,
+    make_eval_step,
+    make_train_step,
+    supervised,
+    task_loss,
+)
 
 
 class NonFiniteError(RuntimeError):
@@ -42,27 +53,41 @@ class NonFiniteError(RuntimeError):
 
 
 class Experiment(NamedTuple):
-    """Everything a config builds: the data, the model, the optimizer and the steps."""
+    """Everything a config builds: the data, the model, the optimizer and the steps.
+
+    ``init_params(key) -> params``; ``objective(params, batch, key) -> (loss,
+    metrics)`` is what the steps differentiate and evaluate.
+    """
 
     task: data.Task
     eval_task: data.Task
     model: Model
+    init_params: Callable
+    objective: Callable
     optimizer: object
     train_step: Callable
     eval_step: Callable
 
 
-def make_task(cfg: config_lib.TaskConfig, split: str = "train") -> data.Task:
+def make_task(cfg: config_lib.TaskConfig, split: str = "train", *, tree: bool = False) -> data.Task:
+    if cfg.name == "expressions":  # as trees for a tree cell (`tree`), else as strings
+        return tree_training.expressions_task(cfg, split, tree=tree)
     if cfg.name == "adding":
         return data.adding(cfg.length, min_length=cfg.min_length)
     if cfg.name == "copying":
         return data.copying(cfg.length)
     if cfg.name == "parity":
         return data.parity(cfg.length, min_length=cfg.min_length)
+    if cfg.name == "addition":
+        return text.addition(cfg.digits, split=split)
+    if cfg.name == "shakespeare":
+        return text.shakespeare(cfg.length, chars=cfg.text_chars, split=split)
     return data.digits(pixelwise=cfg.pixelwise, split=split)
 
 
-def make_cell(cfg: config_lib.ModelConfig) -> jaxrnn.Cell:
+def make_cell(cfg: config_lib.ModelConfig) -> jaxrnn.Cell | jaxrnn.trees.TreeCell:
+    if cfg.cell in config_lib.TREE_CELLS:
+        return tree_training.make_tree_cell(cfg)
     recurrent = (
         jaxrnn.initializers.identity(cfg.identity_scale)
         if cfg.recurrent_init == "identity"
@@ -102,31 +127,59 @@ def make_cell(cfg: config_lib.ModelConfig) -> jaxrnn.Cell:
 
 
 def build(cfg: config_lib.Config) -> Experiment:
-    task = make_task(cfg.task, "train")
-    eval_task = make_task(cfg.task, "test")
+    tree = cfg.model.cell in config_lib.TREE_CELLS
+    task = make_task(cfg.task, "train", tree=tree)
+    eval_task = make_task(cfg.task, "test", tree=tree)
     cell = make_cell(cfg.model)
-    if task.kind == "tokens":
-        model = many_to_many(cell, task.output_size)
+    if task.kind == "seq2seq":
+        model = text_training.seq2seq(cfg.model, task.input_size, make_cell)
+        objective = text_training.seq2seq_objective(model, cfg.model.scheduled_sampling)
+        init_params, eval_step = model.init, text_training.seq2seq_eval_step(model, objective)
+    elif cfg.task.name == "expressions":
+        model, objective, eval_step = tree_training.expressions_model(cfg.task, cell, task)
+        init_params = lambda key: model.init(key, task.input_size)  # noqa: E731
     else:
-        model = many_to_one(cell, task.output_size)
+        if task.kind == "tokens":
+            model = many_to_many(cell, task.output_size, remat=cfg.model.remat)
+        else:
+            model = many_to_one(cell, task.output_size, remat=cfg.model.remat)
+        objective = supervised(model, task_loss(task.kind))
+        init_params = lambda key: model.init(key, task.input_size)  # noqa: E731
+        eval_step = make_eval_step(objective)
     optimizer = make_optimizer(cfg.optim, cfg.train.steps)
-    loss = task_loss(task.kind)
-    train_step = make_train_step(
-        model, loss, optimizer, schedule(cfg.optim, cfg.train.steps), cfg.optim.clip_norm
+    train_step = make_train_step(objective, optimizer, schedule(cfg.optim, cfg.train.steps))
+    return Experiment(
+        task,
+        eval_task,
+        model,
+        init_params,
+        objective,
+        optimizer,
+        train_step,
+        eval_step,
     )
-    return Experiment(task, eval_task, model, optimizer, train_step, make_eval_step(model, loss))
 
 
 def init_state(cfg: config_lib.Config, exp: Experiment) -> TrainState:
     key = jax.random.key(cfg.seed)
     k_init, k_train = jax.random.split(key)
-    params = exp.model.init(k_init, exp.task.input_size)
+    params = exp.init_params(k_init)
     return TrainState(jnp.zeros((), jnp.int32), params, exp.optimizer.init(params), k_train)
+
+
+def data_key(cfg: config_lib.Config) -> jax.Array:
+    """The key of the training batches: batch ``s`` is ``task.batch(data_key, s, B)``."""
+    return jax.random.key(cfg.seed + 1)
+
+
+def eval_key(cfg: config_lib.Config) -> jax.Array:
+    """The key of the held-out batches, never the training stream's."""
+    return jax.random.key(cfg.seed + 1_000_003)
 
 
 def evaluate(cfg: config_lib.Config, exp: Experiment, params) -> dict:
     """Mean metrics over ``eval_batches`` fixed held-out batches (their own key)."""
-    key = jax.random.key(cfg.seed + 1_000_003)  # never the training stream's key
+    key = eval_key(cfg)
     totals: dict = {}
     for i in range(cfg.train.eval_batches):
         batch = exp.eval_task.batch(key, i, cfg.train.eval_batch_size)
@@ -179,12 +232,21 @@ def _prepare_workdir(cfg: config_lib.Config, workdir: Path) -> None:
                 f"(hash {config_lib.config_hash(config_lib.from_dict(existing))}, this one "
                 f"{config_lib.config_hash(cfg)}); choose another workdir to start a new run"
             )
-    else:
-        path.write_text(json.dumps(resolved, indent=2, sort_keys=True))
-    (workdir / "manifest.json").write_text(json.dumps(manifest(cfg), indent=2))
+    if not distributed.is_primary():
+        return  # process 0 writes; the others only check
+    if not path.exists():
+        # Atomic, so that another process of a multi-process run reads all or nothing.
+        tmp = workdir / "config.json.tmp"
+        tmp.write_text(json.dumps(resolved, indent=2, sort_keys=True))
+        tmp.replace(path)
+    versions = manifest(cfg)
+    (workdir / "manifest.json").write_text(json.dumps(versions, indent=2))
+    cite.write_bibtex(workdir / "CITATION.bib", versions)
 
 
 def _write_status(workdir: Path, status: str, **extra) -> None:
+    if not distributed.is_primary():
+        return
     tmp = workdir / "status.json.tmp"
     tmp.write_text(json.dumps({"status": status, **extra}, indent=2))
     tmp.replace(workdir / "status.json")  # atomic
@@ -192,7 +254,7 @@ def _write_status(workdir: Path, status: str, **extra) -> None:
 
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
-    if not path.exists():
+    if not distributed.is_primary() or not path.exists():
         return
     kept = []
     for line in path.read_text().splitlines():
@@ -205,6 +267,14 @@ def _truncate_log(path: Path, step: int) -> None:
         if record["step"] <= step:
             kept.append(line)
     path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def _skipped_until(path: Path, step: int) -> int:
+    """The ``nonfinite_skipped`` count logged at ``step`` (0 for a fresh run)."""
+    if step == 0 or not path.exists():
+        return 0
+    at_step = [r for r in read_log(path) if r["kind"] == "train" and r["step"] == step]
+    return at_step[-1]["nonfinite_skipped"] if at_step else 0
 
 
 class _Stop:
@@ -232,17 +302,28 @@ def train(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict:
-    """Train ``cfg`` in ``workdir`` (resuming if it holds checkpoints); returns the final eval."""
+    """Train ``cfg`` in ``workdir`` (resuming if it holds checkpoints); returns the final eval.
+
+    Data-parallel over all devices (of all processes after ``jax.distributed.initialize()``):
+    each batch is split over the devices along its batch axis and the state is
+    replicated (see :mod:`jaxrnn.training.distributed`); on one device this is
+    plain single-device training. Only process 0 writes logs, status and plots.
+
+    Raises:
+        ValueError: before any compute, if ``train.batch_size`` is not a multiple
+            of the device count, or ``workdir`` holds a run of another config.
+    """
     workdir = Path(workdir)
+    batch_sharding = distributed.data_sharding(cfg.train.batch_size)
     _prepare_workdir(cfg, workdir)
     exp = build(cfg)
-    state = init_state(cfg, exp)
+    state = distributed.place(init_state(cfg, exp), distributed.replicated())
     ckpt = Checkpointer(
         workdir / "checkpoints",
         keep_last=cfg.train.keep_last,
         keep_best=cfg.train.keep_best,
         best_metric=cfg.train.best_metric,
-        best_mode="max" if cfg.train.best_metric == "accuracy" else "min",
+        best_mode=config_lib.metric_mode(cfg.train.best_metric),
     )
     log_path = workdir / "metrics.jsonl"
     restored = ckpt.restore(state)
@@ -252,11 +333,13 @@ def train(
         echo(f"resuming {workdir} from step {start}")
     _truncate_log(log_path, start)
     _write_status(workdir, "running", step=start)
-    data_key = jax.random.key(cfg.seed + 1)
-    next_batch = jax.jit(exp.task.batch, static_argnums=2)  # one dispatch, not dozens
-    steps, skipped = cfg.train.steps, 0
+    batch_key = data_key(cfg)
+    # One dispatch, not dozens; each device computes and keeps only its part of the batch.
+    next_batch = jax.jit(exp.task.batch, static_argnums=2, out_shardings=batch_sharding)
+    steps, skipped = cfg.train.steps, _skipped_until(log_path, start)
     status, last_eval = "finished", {}
-    tokens_per_step = cfg.train.batch_size * exp.task.batch(data_key, 0, 1).inputs.shape[1]
+    # Every batch type has a `mask` over its valid positions (steps, or tree nodes).
+    tokens_per_step = cfg.train.batch_size * exp.task.batch(batch_key, 0, 1).mask.size
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -268,11 +351,13 @@ def train(
         TextColumn("{task.fields[info]}"),
         disable=not progress,
     )
-    with _Stop() as stop, bar, log_path.open("a") as log:
+    # Only process 0 logs; the others write the same records to nowhere.
+    log_file = log_path.open("a") if distributed.is_primary() else open(os.devnull, "w")  # noqa: SIM115
+    with _Stop() as stop, bar, log_file as log:
         task_id = bar.add_task(cfg.name, total=steps, completed=start, info="")
         t_last, step_last = time.perf_counter(), start
         for step in range(start, steps):
-            batch = next_batch(data_key, step, cfg.train.batch_size)
+            batch = next_batch(batch_key, step, cfg.train.batch_size)
             state, metrics = exp.train_step(state, batch)
             done = step + 1
             finite = bool(metrics["finite"])
@@ -287,7 +372,11 @@ def train(
                         f"grad_norm={norm}); the last good checkpoint is at step "
                         f"{ckpt.latest_step()}"
                     )
-            if done % cfg.train.log_every == 0 or done == steps:
+            checkpoint_now = done % cfg.train.checkpoint_every == 0 or done == steps
+            stopping = stop.signum is not None and done < steps
+            # A checkpoint's step is always logged: a resumed run reads its count of
+            # skipped steps from there.
+            if done % cfg.train.log_every == 0 or checkpoint_now or stopping:
                 now = time.perf_counter()
                 rate = (done - step_last) / max(now - t_last, 1e-9)
                 t_last, step_last = now, done
@@ -300,12 +389,12 @@ def train(
             if eval_now:
                 last_eval = evaluate(cfg, exp, state.params)
                 log.write(json.dumps({"kind": "eval", "step": done, **last_eval}) + "\n")
-            if done % cfg.train.checkpoint_every == 0 or done == steps:
+            if checkpoint_now:
                 log.flush()
                 metrics_for_best = last_eval if eval_now else None
                 ckpt.save(done, state, metrics=metrics_for_best, final=done == steps)
             bar.update(task_id, completed=done)
-            if stop.signum is not None and done < steps:
+            if stopping:
                 log.flush()
                 ckpt.save(done, state, metrics=last_eval if eval_now else None)
                 status = "interrupted"
@@ -320,7 +409,8 @@ def train(
         if not last_eval:  # the run had already finished: report its final state again
             last_eval = evaluate(cfg, exp, state.params)
         _write_status(workdir, status, step=steps, final=last_eval)
-        plot_losses(log_path, workdir / "loss.png")
+        if distributed.is_primary():
+            plot_losses(log_path, workdir / "loss.png")
     return {"status": status, "step": int(state.step), **last_eval}
 
 

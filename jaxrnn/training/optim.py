@@ -2,14 +2,17 @@
 
 The chain is::
 
-    clip_by_global_norm(clip_norm)      # Pascanu, Mikolov, Bengio (2013); skipped if None
-    clip(clip_value)                    # optional element-wise clipping
+    inject_hyperparams(clipping)(clip_norm, clip_value)  # skipped if both are None:
+        clip_by_global_norm(clip_norm)  # Pascanu, Mikolov, Bengio (2013); skipped if None
+        clip(clip_value)                # optional element-wise clipping
     inject_hyperparams(opt)(learning_rate=peak, ...)   # hyperparameters live in the state
     scale_by_schedule(multiplier)       # warm-up / decay shape, 1.0 for "constant"
 
-The peak learning rate (and the other numeric hyperparameters) are arrays in
-the optimizer state, so changing them — by hand, or per member of a sweep —
-never forces a recompile; the schedule contributes only its shape.
+The peak learning rate, the clipping bounds and the other numeric hyperparameters
+are arrays in the optimizer state, so changing them — by hand, or per member of a
+sweep (``jaxrnn.sweep``) — never forces a recompile; the schedule contributes only
+its shape. An array bound computes exactly what a Python float bound does (both
+enter the float32 arithmetic as float32).
 """
 
 import optax
@@ -80,25 +83,53 @@ def _base(config: OptimConfig):
     raise ValueError(f"optim.name: unknown optimizer {name!r}")  # the config validates first
 
 
+def _clipping(clip_norm=None, clip_value=None) -> optax.GradientTransformation:
+    """Global-norm, then element-wise clipping; a bound of None switches that clip off."""
+    parts = []
+    if clip_norm is not None:
+        parts.append(optax.clip_by_global_norm(clip_norm))
+    if clip_value is not None:
+        parts.append(optax.clip(clip_value))
+    return optax.chain(*parts)
+
+
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """The optax chain described in the module docstring."""
     parts = []
-    if config.clip_norm is not None:
-        parts.append(optax.clip_by_global_norm(config.clip_norm))
-    if config.clip_value is not None:
-        parts.append(optax.clip(config.clip_value))
+    if config.clip_norm is not None or config.clip_value is not None:
+        parts.append(
+            optax.inject_hyperparams(_clipping)(
+                clip_norm=config.clip_norm, clip_value=config.clip_value
+            )
+        )
     parts.append(_base(config))
     if config.schedule != "constant":
         parts.append(optax.scale_by_schedule(schedule(config, total_steps)))
     return optax.chain(*parts)
 
 
+def _injected(opt_state) -> list[dict]:
+    """The ``inject_hyperparams`` dicts of a chain's state, in chain order."""
+    kinds = optax.InjectHyperparamsState | optax.InjectStatefulHyperparamsState
+    return [part.hyperparams for part in opt_state if isinstance(part, kinds)]
+
+
 def injected_hyperparams(opt_state) -> dict:
-    """The ``inject_hyperparams`` dict inside a state built by :func:`make_optimizer`."""
-    for part in opt_state:
-        if isinstance(part, optax.InjectHyperparamsState | optax.InjectStatefulHyperparamsState):
-            return part.hyperparams
+    """The optimizer's ``inject_hyperparams`` dict (``learning_rate``, ...) inside a
+    state built by :func:`make_optimizer`; assigning to it changes the next update."""
+    for hyperparams in _injected(opt_state):
+        if "learning_rate" in hyperparams:
+            return hyperparams
     raise ValueError("opt_state: expected a state from jaxrnn.training.optim.make_optimizer")
+
+
+def clip_norm(opt_state):
+    """The global-norm clipping bound in a state built by :func:`make_optimizer`
+    (a scalar array), or None where global-norm clipping is off."""
+    for hyperparams in _injected(opt_state):
+        if "clip_norm" in hyperparams:
+            return hyperparams["clip_norm"]
+    return None
 
 
 def learning_rate(opt_state, schedule: optax.Schedule):

@@ -19,7 +19,7 @@ import optax
 from jaxrnn import losses
 from jaxrnn.data import Batch
 from jaxrnn.models import Model
-from jaxrnn.training.optim import learning_rate
+from jaxrnn.training.optim import clip_norm, learning_rate
 
 
 class TrainState(NamedTuple):
@@ -54,30 +54,40 @@ def task_loss(kind: str) -> Callable:
     return kinds[kind]
 
 
+def supervised(model: Model, loss: Callable) -> Callable:
+    """The objective of a sequence model on a :class:`~jaxrnn.data.Batch`:
+    ``objective(params, batch, key) -> (loss, metrics)``; ``key=None`` at evaluation
+    (no dropout)."""
+
+    def objective(params, batch: Batch, key):
+        return loss(model.apply(params, batch.inputs, mask=batch.mask, key=key), batch)
+
+    return objective
+
+
 def make_train_step(
-    model: Model,
-    loss: Callable,
+    objective: Callable,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
-    clip_norm: float | None,
 ):
     """Build ``train_step(state, batch) -> (state, metrics)`` (jitted, state donated).
 
+    ``objective(params, batch, key) -> (loss, metrics)`` is any differentiable loss
+    of the params on a batch (a pytree); see :func:`supervised`.
+
     Metrics: ``loss`` (+ task metrics), ``grad_norm`` (global norm *before*
-    clipping), ``clipped`` (whether clipping fired), ``learning_rate`` (the
-    effective one: injected peak × schedule), ``finite``.
+    clipping), ``clipped`` (whether global-norm clipping fired: the bound is read
+    from the optimizer state, so it may differ per sweep member), ``learning_rate``
+    (the effective one: injected peak × schedule), ``finite``.
     """
 
-    def objective(params, batch, key):
-        outputs = model.apply(params, batch.inputs, mask=batch.mask, key=key)
-        return loss(outputs, batch)
-
-    def train_step(state: TrainState, batch: Batch):
+    def train_step(state: TrainState, batch):
         key = jax.random.fold_in(state.key, state.step)
         (value, metrics), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params, batch, key
         )
         grad_norm = optax.tree.norm(grads)
+        bound = clip_norm(state.opt_state)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
@@ -85,7 +95,7 @@ def make_train_step(
         metrics = {
             **metrics,
             "grad_norm": grad_norm,
-            "clipped": grad_norm > clip_norm if clip_norm is not None else jnp.array(False),
+            "clipped": grad_norm > bound if bound is not None else jnp.array(False),
             "learning_rate": learning_rate(state.opt_state, schedule),
             "finite": finite,
         }
@@ -97,10 +107,10 @@ def make_train_step(
     return jax.jit(train_step, donate_argnums=0)
 
 
-def make_eval_step(model: Model, loss: Callable):
-    """Build ``eval_step(params, batch) -> metrics`` (jitted, no dropout)."""
+def make_eval_step(objective: Callable):
+    """Build ``eval_step(params, batch) -> metrics`` (jitted, no dropout: ``key=None``)."""
 
-    def eval_step(params, batch: Batch):
-        return loss(model.apply(params, batch.inputs, mask=batch.mask), batch)[1]
+    def eval_step(params, batch):
+        return objective(params, batch, None)[1]
 
     return jax.jit(eval_step)

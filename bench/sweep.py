@@ -1,0 +1,321 @@
+"""Sweep benchmark: one vmapped ``jaxrnn sweep`` against the same runs one after another.
+
+Run::
+
+    python bench/sweep.py            # 16 members: 4 learning rates x 4 seeds, ~10 min on 2 cores
+    python bench/sweep.py --quick    # 2 tiny members, < 1 min (what tests/test_bench.py runs)
+    python bench/sweep.py --parts sweep,torch --out bench/sweep_results.json
+
+The workload (the issue's): GRU, H = 64, adding task with T = 100, B = 32, Adam
+after global-norm clipping at 1, a fixed number of steps (200), learning rates
+{3e-4, 1e-3, 3e-3, 1e-2} x seeds {0, 1, 2, 3}. Three ways to run the 16 members,
+each in a fresh process of its own (so no two share compilation caches or thread
+pools, and PyTorch never shares a process with XLA, as in ``bench/peers.py``):
+
+* ``sweep``: ``jaxrnn.sweep.run`` over all members: one compiled, vmapped program;
+* ``sequential``: ``jaxrnn.training.loop.train`` (what ``jaxrnn train`` calls) on
+  each member's config in turn, in one process — 16 separate ``jaxrnn train``
+  commands would also pay 16 interpreter start-ups and imports, so this is the
+  sequential side's best case;
+* ``torch``: ``nn.GRU`` + ``nn.Linear`` on the last hidden state + ``torch.optim.Adam``
+  + ``clip_grad_norm_``, the same sizes, steps and adding-task batches (drawn with
+  ``torch.rand``), ``torch.set_num_threads(os.cpu_count())``, 16 runs in turn.
+
+Each part is timed from its first member's start to its last member's end
+(compilation, data, evaluation, logging and checkpoints included; interpreter
+start-up and imports excluded). Reported: the wall times, the process CPU times
+(all threads; less disturbed than wall time when other work shares the cores), the
+ratios *sequential / sweep* and *torch / sweep* of wall time (above 1: the sweep is
+faster), and, as a
+check that the sweep computed the same thing, the largest difference between a
+member's final eval loss in the sweep and in its sequential run.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PARTS = ("sweep", "sequential", "torch")
+FULL = {
+    "H": 64,
+    "T": 100,
+    "B": 32,
+    "steps": 200,
+    "learning_rates": [3e-4, 1e-3, 3e-3, 1e-2],
+    "seeds": [0, 1, 2, 3],
+}
+QUICK = {"H": 8, "T": 10, "B": 8, "steps": 10, "learning_rates": [1e-3, 1e-2], "seeds": [0]}
+EVAL_BATCH = 256
+
+
+def base_config(size):
+    """The sweep's base config: GRU on adding, evaluated and checkpointed only at the end."""
+    from jaxrnn.training.config import Config, ModelConfig, OptimConfig, TaskConfig, TrainConfig
+
+    steps = size["steps"]
+    return Config(
+        name="bench_sweep",
+        task=TaskConfig(name="adding", length=size["T"]),
+        model=ModelConfig(cell="gru", hidden_size=size["H"]),
+        optim=OptimConfig(name="adam", learning_rate=size["learning_rates"][0], clip_norm=1.0),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=size["B"],
+            eval_every=steps,
+            eval_batch_size=EVAL_BATCH,
+            eval_batches=1,
+            checkpoint_every=steps,
+            log_every=max(1, steps // 4),
+            keep_last=1,
+            keep_best=0,
+        ),
+    )
+
+
+def member_configs(size):
+    """``[(lr, seed, config)]`` in the sweep's order (learning rate, then seed)."""
+    from jaxrnn.training.config import apply_overrides
+
+    base = base_config(size)
+    return [
+        (lr, seed, apply_overrides(base, [f"optim.learning_rate={lr}", f"seed={seed}"]))
+        for lr in size["learning_rates"]
+        for seed in size["seeds"]
+    ]
+
+
+# ------------------------------------------------------------------------- parts
+
+
+class Clock:
+    """Wall seconds, and this process's CPU seconds (all threads): the CPU time is
+    what a part costs even when other work shares the cores and stretches its wall time."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self):
+        return {
+            "wall_s": time.perf_counter() - self.wall,
+            "cpu_s": time.process_time() - self.cpu,
+        }
+
+
+def run_sweep(size, workdir):
+    import jaxrnn.sweep
+    from jaxrnn.sweep import spec
+
+    base = base_config(size)
+    members = spec.expand(
+        base,
+        grid={"optim.learning_rate": [str(lr) for lr in size["learning_rates"]]},
+        seeds=size["seeds"],
+    )
+    # The sweep trains exactly the configs the sequential part trains.
+    assert [m.config for m in members] == [c for _, _, c in member_configs(size)]
+    clock = Clock()
+    results = jaxrnn.sweep.run(base, members, Path(workdir) / "sweep", progress=False)
+    return {**clock.read(), "final_loss": [float(results[m.id]["loss"]) for m in members]}
+
+
+def run_sequential(size, workdir):
+    from jaxrnn.training import loop
+
+    finals = []
+    clock = Clock()
+    for i, (_, _, cfg) in enumerate(member_configs(size)):
+        finals.append(float(loop.train(cfg, Path(workdir) / f"m{i:03d}", progress=False)["loss"]))
+    return {**clock.read(), "final_loss": finals}
+
+
+def adding_batch(torch, gen, B, T):
+    """``jaxrnn.data.adding`` at full length: inputs ``[B, T, 2]``, targets ``[B]``."""
+    values = torch.rand(B, T, generator=gen)
+    first = torch.randint(0, T // 2, (B,), generator=gen)
+    second = torch.randint(T // 2, T, (B,), generator=gen)
+    markers = torch.zeros(B, T)
+    markers[torch.arange(B), first] = 1.0
+    markers[torch.arange(B), second] = 1.0
+    return torch.stack([values, markers], dim=-1), (values * markers).sum(1)
+
+
+def run_torch(size, _workdir):
+    import torch
+
+    torch.set_num_threads(os.cpu_count())  # as bench/_workers.py: threads = cores
+    B, T, H = size["B"], size["T"], size["H"]
+    finals = []
+    clock = Clock()
+    for lr in size["learning_rates"]:
+        for seed in size["seeds"]:
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed + 1)
+            rnn, out = torch.nn.GRU(2, H, batch_first=True), torch.nn.Linear(H, 1)
+            params = [*rnn.parameters(), *out.parameters()]
+            opt = torch.optim.Adam(params, lr=lr)
+            for _ in range(size["steps"]):
+                xs, ys = adding_batch(torch, gen, B, T)
+                opt.zero_grad()
+                hs, _ = rnn(xs)
+                loss = ((out(hs[:, -1]).squeeze(-1) - ys) ** 2).mean()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+            with torch.no_grad():  # the final evaluation, as jaxrnn's runs do
+                xs, ys = adding_batch(torch, torch.Generator().manual_seed(10**6), EVAL_BATCH, T)
+                finals.append(float(((out(rnn(xs)[0][:, -1]).squeeze(-1) - ys) ** 2).mean()))
+    return {**clock.read(), "final_loss": finals}
+
+
+RUNNERS = {"sweep": run_sweep, "sequential": run_sequential, "torch": run_torch}
+
+
+def child(part, size_name, result_path):
+    """One part in this (fresh) process; writes its result as JSON."""
+    size = QUICK if size_name == "quick" else FULL
+    versions = {"python": platform.python_version()}
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            result = {"status": "ok", **RUNNERS[part](size, workdir)}
+        except ImportError as e:  # torch not installed, or no sweep engine: skipped, not failed
+            result = {"status": "skipped", "reason": f"{type(e).__name__}: {e}"}
+    for name in ("jax", "torch", "jaxrnn"):
+        if name in sys.modules:
+            versions[name] = getattr(sys.modules[name], "__version__", None)
+    Path(result_path).write_text(json.dumps({**result, "versions": versions}))
+
+
+# ---------------------------------------------------------------------- parent
+
+
+def run_part(part, size_name):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--size", size_name]
+        proc = subprocess.run([*cmd, "--result", str(out)], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            return {"status": "failed", "reason": proc.stderr[-3000:]}
+        return json.loads(out.read_text())
+
+
+def ratios(parts):
+    """``{part: wall / sweep wall}`` for every part that ran next to a sweep that ran."""
+    sweep = parts.get("sweep", {})
+    if sweep.get("status") != "ok":
+        return {}
+    return {
+        name: p["wall_s"] / sweep["wall_s"]
+        for name, p in parts.items()
+        if name != "sweep" and p.get("status") == "ok"
+    }
+
+
+def table(result):
+    size, parts = result["size"], result["parts"]
+    n = len(size["learning_rates"]) * len(size["seeds"])
+    lines = [
+        f"{n} members ({len(size['learning_rates'])} learning rates x {len(size['seeds'])} "
+        f"seeds), GRU H = {size['H']}, T = {size['T']}, B = {size['B']}, "
+        f"{size['steps']} steps each:",
+        "",
+        "| how the members run | wall time (s) | CPU time (s) | wall per member (s) "
+        "| wall time / sweep's |",
+        "|---|---|---|---|---|",
+    ]
+    names = {
+        "sweep": "`jaxrnn sweep` engine (one vmapped program)",
+        "sequential": "`jaxrnn train`'s `loop.train`, one run after another",
+        "torch": "PyTorch `nn.GRU` + Adam, one run after another",
+    }
+    for name in PARTS:
+        p = parts.get(name)
+        if p is None:
+            continue
+        if p["status"] != "ok":
+            lines.append(f"| {names[name]} | {p['status']} | | | |")
+            continue
+        ratio = result["ratios"].get(name)
+        ratio = "1" if name == "sweep" else "" if ratio is None else f"**{ratio:.1f}×**"
+        lines.append(
+            f"| {names[name]} | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {p['wall_s'] / n:.2f} "
+            f"| {ratio} |"
+        )
+    if result.get("max_final_loss_diff") is not None:
+        lines += [
+            "",
+            "Largest |final eval loss (sweep) - final eval loss (sequential run)| over the "
+            f"members: {result['max_final_loss_diff']:.2e}.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 tiny members (seconds per part)")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
+    parser.add_argument("--out", help="write every number as JSON here")
+    parser.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument("--size", choices=("full", "quick"), help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.size, args.result)
+        return 0
+    chosen = [p for p in args.parts.split(",") if p]
+    bad = [p for p in chosen if p not in PARTS]
+    if bad or not chosen:
+        parser.error(f"--parts: expected a comma-separated subset of {','.join(PARTS)}, got {bad}")
+    from peers import cpu_name  # bench/ is this script's directory
+
+    size_name = "quick" if args.quick else "full"
+    t0 = time.perf_counter()
+    parts = {}
+    for part in chosen:
+        print(f"running {part} ...", file=sys.stderr, flush=True)
+        parts[part] = run_part(part, size_name)
+        print(f"  {part}: {parts[part].get('wall_s', parts[part]['status'])}", file=sys.stderr)
+    result = {
+        "size": QUICK if args.quick else FULL,
+        "parts": parts,
+        "ratios": ratios(parts),
+        "max_final_loss_diff": None,
+        "machine": {
+            "processor": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "load_after": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "total_wall_s": time.perf_counter() - t0,
+        },
+    }
+    if all(parts.get(p, {}).get("status") == "ok" for p in ("sweep", "sequential")):
+        pairs = zip(parts["sweep"]["final_loss"], parts["sequential"]["final_loss"], strict=True)
+        result["max_final_loss_diff"] = max(abs(a - b) for a, b in pairs)
+    text = table(result)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    failed = [p for p, r in parts.items() if r["status"] == "failed"]
+    nonfinite = [
+        p
+        for p, r in parts.items()
+        if r["status"] == "ok" and not all(math.isfinite(v) for v in r["final_loss"])
+    ]
+    for p in failed:
+        print(f"FAILED: {p}: {parts[p]['reason']}", file=sys.stderr)
+    for p in nonfinite:
+        print(f"FAILED: {p}: non-finite final loss {parts[p]['final_loss']}", file=sys.stderr)
+    return 1 if failed or nonfinite else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

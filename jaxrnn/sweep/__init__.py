@@ -1,0 +1,20 @@
+"""Sweeps: seeds × hyperparameters, each group of members as one compiled program."""
+
+from jaxrnn.sweep.engine import VMAPPABLE, Group, GroupState, group_key, plan, run
+from jaxrnn.sweep.spec import Member, Spec, expand, load
+from jaxrnn.sweep.summary import Summary, summarize
+
+__all__ = [
+    "VMAPPABLE",
+    "Group",
+    "GroupState",
+    "Member",
+    "Spec",
+    "Summary",
+    "expand",
+    "group_key",
+    "load",
+    "plan",
+    "run",
+    "summarize",
+]

@@ -1,0 +1,375 @@
+"""Sweep results for papers: summary tables, plots and the BibTeX of ``jaxrnn cite``.
+
+The sweep directories here are written by the test in the layout the engine
+writes (``sweep.json``, ``members/<id>/{config.json, metrics.jsonl, status.json}``)
+with known logs; every number of the summary is recomputed independently from
+those logs with NumPy. The BibTeX is checked against ``CITATION.cff`` read with
+PyYAML and against ``cffconvert``'s own conversion of it.
+"""
+
+import csv
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from jaxrnn import cite
+from jaxrnn.cli import main
+from jaxrnn.sweep import plots
+from jaxrnn.sweep import summary as summary_lib
+from jaxrnn.training import config as config_lib
+from jaxrnn.training import loop
+
+ROOT = Path(__file__).resolve().parent.parent
+LRS = (1e-3, 3e-2)
+CLIPS = (1.0, 0.5)
+SEEDS = (0, 1, 2)
+EVAL_STEPS = (10, 20, 30)
+DIVERGED = "m004"  # second setting, seed 1
+VERSIONS = {"jaxrnn": "0.1.0", "jax": "9.9.9", "python": "3.11.0", "git_commit": "abc123"}
+
+
+def _member_ids():
+    return [f"m{i:03d}" for i in range(len(LRS) * len(SEEDS))]
+
+
+def write_sweep(root: Path, best_metric: str = "loss") -> Path:
+    """2 settings x 3 seeds with known eval logs; ``m004`` diverges at step 20.
+
+    The low-lr setting has the lower loss *and* the lower accuracy, so minimising
+    the loss and maximising the accuracy pick different settings.
+    """
+    rng = np.random.default_rng(0)
+    entries = []
+    for i, (lr, clip) in enumerate(zip(LRS, CLIPS, strict=True)):
+        for seed in SEEDS:
+            mid = f"m{len(entries):03d}"
+            overrides = {"optim.learning_rate": lr, "optim.clip_norm": clip, "seed": seed}
+            entries.append({"id": mid, "overrides": overrides, "config_hash": "x", "group": "g0"})
+            cfg = config_lib.apply_overrides(
+                config_lib.Config(),
+                [f"{k}={v}" for k, v in overrides.items()] + [f"train.best_metric={best_metric}"],
+            )
+            d = root / "members" / mid
+            d.mkdir(parents=True)
+            (d / "config.json").write_text(json.dumps(config_lib.to_dict(cfg)))
+            lines = []
+            for step in EVAL_STEPS:
+                loss = (0.1 + 0.2 * i) / step + 0.01 * rng.random()
+                accuracy = 0.3 + 0.4 * i + 0.1 * rng.random() + step / 1000
+                if mid == DIVERGED and step >= 20:
+                    loss, accuracy = float("nan"), float("nan")
+                lines.append({"kind": "train", "step": step, "loss": 2 * loss})
+                record = {"kind": "eval", "step": step, "loss": loss, "accuracy": accuracy}
+                lines.append({**record, "baseline_loss": 0.167})
+            (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+            final = {k: v for k, v in lines[-1].items() if k not in ("kind", "step")}
+            status = "diverged" if mid == DIVERGED else "finished"
+            (d / "status.json").write_text(
+                json.dumps({"status": status, "step": 30, "final": final})
+            )
+    spec = {
+        "config": "adding_lstm",
+        "base_overrides": [],
+        "grid": {"optim.learning_rate": list(LRS)},
+        "random": {},
+        "trials": 0,
+        "seeds": list(SEEDS),
+        "members": entries,
+        "versions": VERSIONS,
+    }
+    (root / "sweep.json").write_text(json.dumps(spec))
+    return root
+
+
+def oracle(root: Path, metric: str) -> dict:
+    """Per learning rate: NumPy mean/std(ddof=1)/min/max/n of the last logged eval value."""
+    spec = json.loads((root / "sweep.json").read_text())
+    values: dict = {}
+    for e in spec["members"]:
+        d = root / "members" / e["id"]
+        if json.loads((d / "status.json").read_text())["status"] != "finished":
+            continue
+        evals = [json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines()]
+        last = [r for r in evals if r["kind"] == "eval"][-1]
+        values.setdefault(e["overrides"]["optim.learning_rate"], []).append(last[metric])
+    return {
+        lr: (np.mean(v), np.std(v, ddof=1), np.min(v), np.max(v), len(v))
+        for lr, v in values.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = write_sweep(tmp_path_factory.mktemp("sweep"))
+    return root, summary_lib.summarize(root)
+
+
+def test_summary_numbers_equal_numpy_recomputation(sweep):
+    root, s = sweep
+    assert s.swept == ("optim.learning_rate", "optim.clip_norm")
+    assert s.metrics == ("loss", "accuracy")  # best_metric first; baseline_loss is no result
+    assert [st.overrides["optim.learning_rate"] for st in s.settings] == list(LRS)
+    for metric in ("loss", "accuracy"):
+        expected = oracle(root, metric)
+        for setting in s.settings:
+            got = setting.stats[metric]
+            mean, std, lo, hi, n = expected[setting.overrides["optim.learning_rate"]]
+            np.testing.assert_allclose(
+                [got.mean, got.std, got.min, got.max], [mean, std, lo, hi], rtol=1e-12
+            )
+            assert got.n == n
+    assert [(st.n_finished, st.n_diverged) for st in s.settings] == [(3, 0), (2, 1)]
+    assert s.settings[1].members == ("m003", "m004", "m005")
+    assert s.settings[1].seeds == SEEDS
+
+
+def test_best_setting_minimises_loss_and_maximises_accuracy(sweep, tmp_path):
+    _, s = sweep
+    assert (s.best_metric, s.best_mode) == ("loss", "min")
+    means = [st.stats["loss"].mean for st in s.settings]
+    assert s.best == int(np.argmin(means)) == 0
+    acc = summary_lib.read(write_sweep(tmp_path, best_metric="accuracy"))
+    assert (acc.best_metric, acc.best_mode, acc.metrics[0]) == ("accuracy", "max", "accuracy")
+    assert acc.best == int(np.argmax([st.stats["accuracy"].mean for st in acc.settings])) == 1
+
+
+def test_csv_parses_back_to_the_same_numbers(sweep):
+    root, s = sweep
+    rows = list(csv.DictReader(io.StringIO((root / "summary.csv").read_text())))
+    assert len(rows) == len(s.settings)
+    for row, setting in zip(rows, s.settings, strict=True):
+        assert float(row["optim.learning_rate"]) == setting.overrides["optim.learning_rate"]
+        assert int(row["n_finished"]) == setting.n_finished
+        assert int(row["n_diverged"]) == setting.n_diverged
+        for metric in s.metrics:
+            st = setting.stats[metric]
+            for field in ("mean", "std", "min", "max"):
+                assert float(row[f"{metric}_{field}"]) == getattr(st, field)  # exact round trip
+            assert int(row[f"{metric}_n"]) == st.n
+    assert [row["best"] for row in rows] == ["True", "False"]
+
+
+def test_latex_has_booktabs_rules_escapes_and_bold_best(sweep):
+    root, s = sweep
+    tex = (root / "summary.tex").read_text()
+    rules = [tex.index(r) for r in (r"\toprule", r"\midrule", r"\bottomrule")]
+    assert rules == sorted(rules)
+    assert r"optim.learning\_rate" in tex
+    assert re.search(r"(?<!\\)_", tex) is None  # every underscore escaped
+    assert r"loss (mean$\pm$std)" in tex and r"\textbackslash" not in tex  # not over-escaped
+    body = tex[tex.index(r"\toprule") : tex.index(r"\bottomrule")]
+    rows = [ln for ln in body.splitlines() if ln.endswith(r"\\")]
+    assert len(rows) == 1 + len(s.settings)
+    assert {ln.count("&") for ln in rows} == {len(s.swept) + 1 + 2 * len(s.metrics)}
+    best, other = rows[1], rows[2]
+    assert best.count(r"\textbf{") == best.count("&") + 1 and r"\textbf" not in other
+    mean = s.settings[0].stats["loss"].mean
+    assert f"{mean:.4g}" in best
+
+
+def test_markdown_table_shape_and_bold_best(sweep):
+    root, s = sweep
+    lines = (root / "summary.md").read_text().splitlines()
+    table = [ln for ln in lines if ln.startswith("|")]
+    assert len(table) == 2 + len(s.settings)
+    assert len({ln.count("|") for ln in table}) == 1
+    assert table[2].count("**") == 2 * (table[2].count("|") - 1)
+    assert "**" not in table[3]
+    st = s.settings[1].stats["accuracy"]
+    assert f"{st.mean:.4g} ± {st.std:.4g}" in table[3]
+    assert "2/3" in table[3]  # finished / members
+    assert "sample std (ddof = 1" in lines[-1]
+
+
+def test_plots_written_as_png_and_pdf(sweep):
+    root, s = sweep
+    expected = [f"curves_{m}" for m in s.metrics] + [
+        f"final_{m}_vs_optim_{k}" for m in s.metrics for k in ("learning_rate", "clip_norm")
+    ]
+    for name in expected:
+        png, pdf = root / "plots" / f"{name}.png", root / "plots" / f"{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+
+
+def test_learning_curve_is_mean_and_min_max_over_finished_seeds(sweep):
+    root, s = sweep
+    for setting in s.settings:
+        logs = []
+        for mid in setting.members:
+            d = root / "members" / mid
+            if json.loads((d / "status.json").read_text())["status"] != "finished":
+                continue
+            records = [json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines()]
+            logs.append([r["loss"] for r in records if r["kind"] == "eval"])
+        logs = np.array(logs)
+        steps, mean, lo, hi = plots.curve(s, setting, "loss")
+        np.testing.assert_array_equal(steps, EVAL_STEPS)
+        np.testing.assert_allclose(mean, logs.mean(0), rtol=1e-12)
+        np.testing.assert_array_equal(lo, logs.min(0))
+        np.testing.assert_array_equal(hi, logs.max(0))
+    assert plots.curve(s, s.settings[0], "bleu") is None
+
+
+def test_unstarted_and_killed_members_are_counted_not_averaged(tmp_path):
+    import shutil
+
+    root = write_sweep(tmp_path)
+    shutil.rmtree(root / "members" / "m000")  # its group never started
+    log = root / "members" / "m001" / "metrics.jsonl"
+    log.write_text(log.read_text() + '{"kind": "eval", "st')  # a line cut by a kill
+    status = root / "members" / "m001" / "status.json"
+    status.write_text(json.dumps({"status": "interrupted", "step": 30}))
+    s = summary_lib.read(root)
+    first = s.settings[0]
+    assert [m.status for m in s.members[:3]] == ["pending", "interrupted", "finished"]
+    assert (first.n_finished, first.n_diverged, len(first.members)) == (1, 0, 3)
+    lines = (root / "members" / "m002" / "metrics.jsonl").read_text().splitlines()
+    expected = [json.loads(ln) for ln in lines][-1]["loss"]  # the one finished seed
+    loss = first.stats["loss"]
+    assert (loss.mean, loss.min, loss.max, loss.n) == (expected, expected, expected, 1)
+    assert math.isnan(loss.std)
+    assert "1/3" in summary_lib.markdown(s).splitlines()[2]
+
+
+def test_stats_edge_cases_and_bad_arguments(sweep):
+    root, _ = sweep
+    one = summary_lib.stats([0.5])
+    assert (one.mean, one.min, one.max, one.n) == (0.5, 0.5, 0.5, 1) and math.isnan(one.std)
+    assert summary_lib.stats([]).n == 0
+    with pytest.raises(ValueError, match=r"metrics: expected .*accuracy.*got unknown bleu"):
+        summary_lib.read(root, ["loss", "bleu"])
+    only = summary_lib.read(root, "accuracy")
+    # Still ranked by the config's best_metric (loss), though only accuracy is shown.
+    assert only.metrics == ("accuracy",) and only.best == 0
+    assert "loss_mean" not in summary_lib.records(only)[0]
+    with pytest.raises(FileNotFoundError, match=r"sweep\.json"):
+        summary_lib.read(root / "members")
+
+
+# ---------------------------------------------------------------------------- cite
+
+
+def parse_bibtex(text: str) -> tuple[str, str, dict[str, str]]:
+    """(entry type, key, {field: value without the outer braces}) of the single entry."""
+    entries = re.findall(r"^@(\w+)\{([^,]+),$", text, flags=re.M)
+    assert len(entries) == 1, text
+    body = text[text.index("@") :]
+    depth = 0
+    for c in body:  # braces balance and never go negative
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        assert depth >= 0
+    assert depth == 0
+    fields = dict(re.findall(r"^  (\w+) = \{(.*)\},$", body, flags=re.M))
+    return entries[0][0], entries[0][1], fields
+
+
+def test_bibtex_matches_citation_cff_and_cffconvert():
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    ref = cff["preferred-citation"]
+    kind, key, fields = parse_bibtex(cite.bibtex(versions=VERSIONS))
+    assert (kind, key) == ("software", "jaxrnn")
+    assert fields["title"] == "{" + ref["title"] + "}"
+    assert fields["version"] == str(ref["version"]) == str(cff["version"])
+    assert fields["author"] == " and ".join("{" + a["name"] + "}" for a in ref["authors"])
+    assert fields["year"] == str(ref["year"])
+    # cffconvert's own conversion (an independent implementation) agrees.
+    from cffconvert import Citation
+
+    theirs = dict(re.findall(r"^(\w+) = \{(.*)\}", Citation(yaml.safe_dump(cff)).as_bibtex(), re.M))
+    assert fields["title"].strip("{}") == theirs["title"]
+    assert fields["author"].strip("{}") == theirs["author"]
+    assert fields["year"] == theirs["year"]
+
+
+def test_bibtex_comment_lists_the_versions():
+    import flax
+    import jax
+    import jaxlib
+    import optax
+
+    text = cite.bibtex()
+    comment = [ln for ln in text.splitlines() if ln.startswith("%")]
+    assert all("@" not in ln for ln in comment)
+    versions = comment[-1]
+    for name, module in (("jax", jax), ("jaxlib", jaxlib), ("flax", flax), ("optax", optax)):
+        assert f"{name} {module.__version__}" in versions
+    assert f"python {sys.version.split()[0]}" in versions
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if commit:
+        assert f"git commit {commit}" in versions
+
+
+def test_bibtex_preferred_article_and_people():
+    cff = {
+        "title": "the software",
+        "authors": [{"name": "x"}],
+        "preferred-citation": {
+            "type": "article",
+            "title": "Gated RNNs & their 100% training",
+            "authors": [
+                {"family-names": "Doe", "given-names": "Jane", "name-particle": "van"},
+                {"name": "ACME Lab"},
+            ],
+            "journal": "J. Mach. Learn.",
+            "year": 2025,
+            "volume": 3,
+            "start": 10,
+            "end": 20,
+            "doi": "10.1/xyz",
+        },
+    }
+    kind, _, f = parse_bibtex(cite.bibtex(cff, {}))
+    assert kind == "article"
+    assert f["author"] == "van Doe, Jane and {ACME Lab}"
+    assert f["title"] == r"{Gated RNNs \& their 100\% training}"
+    assert (f["journal"], f["year"], f["volume"], f["pages"], f["doi"]) == (
+        "J. Mach. Learn.",
+        "2025",
+        "3",
+        "10--20",
+        "10.1/xyz",
+    )
+    assert "Versions used" not in cite.bibtex(cff, {})
+
+
+def test_installed_package_falls_back_to_metadata_that_agrees(monkeypatch):
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    monkeypatch.setattr(cite, "CFF_PATH", ROOT / "no-such-CITATION.cff")
+    meta = cite.load_cff()
+    assert meta["title"].startswith("jaxrnn")
+    assert meta["version"] == str(cff["version"])
+    assert meta["authors"] == cff["authors"]
+    with pytest.raises(FileNotFoundError, match=r"path: expected a CITATION.cff file"):
+        cite.load_cff(ROOT / "missing.cff")
+
+
+def test_cli_cite_prints_the_bibtex(capsys, tmp_path):
+    assert main(["cite"]) == 0
+    out = capsys.readouterr().out
+    assert out == cite.bibtex()
+    other = tmp_path / "CITATION.cff"
+    other.write_text("cff-version: 1.2.0\ntitle: other\nauthors:\n  - name: me\n")
+    assert main(["cite", "--cff", str(other)]) == 0
+    assert parse_bibtex(capsys.readouterr().out)[2]["title"] == "{other}"
+    assert main(["cite", "--cff", str(tmp_path / "nope.cff")]) == 2
+
+
+def test_sweep_and_train_dirs_hold_citation_bib(sweep, tmp_path):
+    root, _ = sweep
+    bib = (root / "CITATION.bib").read_text()
+    assert "jax 9.9.9" in bib and "git commit abc123" in bib  # the sweep's own versions
+    assert parse_bibtex(bib)[2] == parse_bibtex(cite.bibtex())[2]
+    loop._prepare_workdir(config_lib.Config(), tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert (tmp_path / "run" / "CITATION.bib").read_text() == cite.bibtex(versions=manifest)
