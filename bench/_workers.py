@@ -91,7 +91,8 @@ def _readout(key, H):
     return jax.random.normal(key, (H, 1), jnp.float32) / np.sqrt(H), jnp.zeros((1,), jnp.float32)
 
 
-def build_jaxrnn(cell, B, T, I, H, bptt="auto"):
+def build_jaxrnn(cell, B, T, I, H, **scan_options):
+    """The jaxrnn trainer; ``scan_options`` (``bptt=``, ``remat=``) go to ``jaxrnn.scan``."""
     import jax
 
     import jaxrnn
@@ -102,7 +103,7 @@ def build_jaxrnn(cell, B, T, I, H, bptt="auto"):
 
     def predict(p, xs):
         cell_params, W_out, b_out = p
-        _, hs = jaxrnn.scan(rnn, cell_params, xs, bptt=bptt)
+        _, hs = jaxrnn.scan(rnn, cell_params, xs, **scan_options)
         return hs @ W_out + b_out
 
     return JaxTrainer(params, predict, *make_batch(B, T, I))

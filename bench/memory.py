@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # _workers.py, the step shared with bench/peers.py
 sys.path.insert(1, str(HERE.parent))  # a fresh clone need not be installed
 
-from _workers import JaxTrainer, _readout, make_batch  # noqa: E402
+from _workers import build_jaxrnn  # noqa: E402
 from peers import cpu_name, fmt_ms, loss_check  # noqa: E402
 
 VARIANTS = (None, "sqrt")
@@ -53,20 +53,7 @@ QUICK = {"Ts": (12, 30), "B": 4, "I": 3, "H": 8, "blocks": 2}
 
 def build(cell, B, T, I, H, remat):
     """The ``bench/peers.py`` jaxrnn trainer, with the rollout's ``remat`` option."""
-    import jax
-
-    import jaxrnn
-
-    rnn = {"lstm": jaxrnn.lstm, "gru": jaxrnn.gru, "elman": jaxrnn.elman}[cell](H)
-    k_cell, k_out = jax.random.split(jax.random.key(0))
-    params = (rnn.init(k_cell, I), *_readout(k_out, H))
-
-    def predict(p, xs):
-        cell_params, W_out, b_out = p
-        _, hs = jaxrnn.scan(rnn, cell_params, xs, remat=remat)
-        return hs @ W_out + b_out
-
-    return JaxTrainer(params, predict, *make_batch(B, T, I))
+    return build_jaxrnn(cell, B, T, I, H, remat=remat)
 
 
 def compile_step(trainer):

@@ -1,4 +1,4 @@
-"""Sweep benchmark: one vmapped ``jaxrnn sweep`` against the same runs one after another.
+"""Sweep benchmark: one ``jaxrnn sweep`` program against the same runs one after another.
 
 Run::
 
@@ -12,7 +12,7 @@ after global-norm clipping at 1, a fixed number of steps (200), learning rates
 each in a fresh process of its own (so no two share compilation caches or thread
 pools, and PyTorch never shares a process with XLA, as in ``bench/peers.py``):
 
-* ``sweep``: ``jaxrnn.sweep.run`` over all members: one compiled, vmapped program;
+* ``sweep``: ``jaxrnn.sweep.run`` over all members: one compiled program for all 16;
 * ``sequential``: ``jaxrnn.training.loop.train`` (what ``jaxrnn train`` calls) on
   each member's config in turn, in one process — 16 separate ``jaxrnn train``
   commands would also pay 16 interpreter start-ups and imports, so this is the
@@ -233,7 +233,7 @@ def table(result):
         "|---|---|---|---|---|",
     ]
     names = {
-        "sweep": "`jaxrnn sweep` engine (one vmapped program)",
+        "sweep": "`jaxrnn sweep` engine (one compiled program)",
         "sequential": "`jaxrnn train`'s `loop.train`, one run after another",
         "torch": "PyTorch `nn.GRU` + Adam, one run after another",
     }

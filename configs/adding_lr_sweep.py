@@ -2,12 +2,15 @@
 
 A learning-rate sweep, the kind every paper's appendix reports: a GRU (H = 32) on the
 adding problem with T = 50 (Hochreiter & Schmidhuber 1997, Sec. 5.4), Adam after
-global-norm clipping at 1, batch 32, 1,500 steps; ``get_sweep()`` crosses four peak
-learning rates with three seeds, and the twelve runs train as one compiled program.
+global-norm clipping at 1, batch 32, 1,500 steps; ``get_sweep()`` crosses six
+learning rates (3e-4 to 1e-1, half a decade apart) with three seeds, and the
+eighteen runs train as one compiled program.
 
-Expected (measured on 2 CPU cores): see the "Sweeps" section of experiments/README.md
-for the table (mean ± std over seeds of the final test MSE per learning rate) and the
-plots; `jaxrnn train configs/adding_lr_sweep.py` runs the base config alone.
+Expected (measured on 2 CPU cores, about 1 min): final test MSE (mean ± std over
+seeds) 0.035 ± 0.009 at 3e-4, falling to 2.2e-4 ± 0.2e-4 at the best rate, 3e-2, and
+rising again to 6.7e-4 ± 10e-4 at 1e-1 (predicting the mean scores 0.167); the
+table and plots are in the "Sweeps" section of experiments/README.md.
+`jaxrnn train configs/adding_lr_sweep.py` runs the base config alone.
 """
 
 from jaxrnn.training.config import Config, ModelConfig, OptimConfig, TaskConfig, TrainConfig
@@ -34,8 +37,8 @@ def get_config(smoke: bool = False) -> Config:
 
 
 def get_sweep() -> dict:
-    """Four peak learning rates (half a decade apart) × three seeds."""
+    """Six learning rates (half a decade apart, the best one inside the grid) × three seeds."""
     return {
-        "grid": {"optim.learning_rate": ["3e-4", "1e-3", "3e-3", "1e-2"]},
+        "grid": {"optim.learning_rate": ["3e-4", "1e-3", "3e-3", "1e-2", "3e-2", "1e-1"]},
         "seeds": [0, 1, 2],
     }

@@ -14,3 +14,12 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture
+def standard_dtype_promotion():
+    """Standard promotion for tests that run optax: its own code (Adam's bias
+    correction) is not strict-promotion clean. Use with
+    ``pytest.mark.usefixtures("standard_dtype_promotion")``."""
+    with jax.numpy_dtype_promotion("standard"):
+        yield

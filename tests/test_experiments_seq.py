@@ -24,13 +24,6 @@ from jaxrnn.training import text as text_training
 CHARS = 20_000  # the Shakespeare subset of the smoke config
 
 
-@pytest.fixture
-def standard_dtype_promotion():
-    # optax's own code (Adam's bias correction) is not strict-promotion clean.
-    with jax.numpy_dtype_promotion("standard"):
-        yield
-
-
 def _held_out_digit(a: int) -> int:
     return ((a * 2654435761) % 2**32 >> 16) % 10
 

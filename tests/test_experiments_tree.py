@@ -25,12 +25,6 @@ OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b
 standard_promotion = pytest.mark.usefixtures("standard_dtype_promotion")
 
 
-@pytest.fixture
-def standard_dtype_promotion():
-    with jax.numpy_dtype_promotion("standard"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def data():
     return ex.splits(4, num_train=300, num_test=40, test_max_ops=7, seed=3)

@@ -29,12 +29,6 @@ TIMING = {"steps_per_s", "tokens_per_s"}
 standard_promotion = pytest.mark.usefixtures("standard_dtype_promotion")
 
 
-@pytest.fixture
-def standard_dtype_promotion():
-    with jax.numpy_dtype_promotion("standard"):
-        yield
-
-
 def _spec(**kwargs):
     return sweep.load("adding_lstm", kwargs.pop("overrides", ()), smoke=True, **kwargs)
 

@@ -34,12 +34,6 @@ TIMING = {"steps_per_s", "tokens_per_s"}
 standard_promotion = pytest.mark.usefixtures("standard_dtype_promotion")
 
 
-@pytest.fixture
-def standard_dtype_promotion():
-    with jax.numpy_dtype_promotion("standard"):
-        yield
-
-
 def _params_digest(workdir: Path) -> str:
     """sha256 over the final checkpoint's params, computed in a fresh interpreter."""
     code = (
