@@ -272,26 +272,28 @@ def matmul_peak(n=1024, reps=20):
     }
 
 
-def compile_stats(cell, B, I, H, Ts):
-    """Lower/compile seconds and compiled memory of the jaxrnn step for each T."""
+def compile_step(trainer):
+    """A fresh compile of ``trainer``'s step: ``(stats, executable)``, the stats being
+    lower and compile seconds and the executable's ``memory_analysis()`` bytes."""
     import jax
 
-    out = []
-    for T in Ts:
-        jax.clear_caches()
-        tr = build_jaxrnn(cell, B, T, I, H)
-        args = (*tr.state, tr.xs, tr.ys)
-        t0 = time.perf_counter()
-        lowered = tr.jitted.lower(*args)
-        t1 = time.perf_counter()
-        compiled = lowered.compile()
-        t2 = time.perf_counter()
-        mem = compiled.memory_analysis()
-        row = {"T": T, "lower_s": t1 - t0, "compile_s": t2 - t1}
-        for name in ("temp", "argument", "output", "alias"):
-            row[f"{name}_bytes"] = int(getattr(mem, f"{name}_size_in_bytes", -1)) if mem else None
-        out.append(row)
-    return out
+    jax.clear_caches()
+    args = (*trainer.state, trainer.xs, trainer.ys)
+    t0 = time.perf_counter()
+    lowered = trainer.jitted.lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    mem = compiled.memory_analysis()
+    row = {"lower_s": t1 - t0, "compile_s": t2 - t1}
+    for name in ("temp", "argument", "output", "alias"):
+        row[f"{name}_bytes"] = int(getattr(mem, f"{name}_size_in_bytes", -1)) if mem else None
+    return row, compiled
+
+
+def compile_stats(cell, B, I, H, Ts):
+    """Lower/compile seconds and compiled memory of the jaxrnn step for each T."""
+    return [{"T": T, **compile_step(build_jaxrnn(cell, B, T, I, H))[0]} for T in Ts]
 
 
 def serve(peer):

@@ -41,12 +41,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # _workers.py, the step shared with bench/peers.py
 sys.path.insert(1, str(HERE.parent))  # a fresh clone need not be installed
 
-from _workers import build_jaxrnn  # noqa: E402
-from peers import cpu_name, fmt_ms, loss_check  # noqa: E402
+from _workers import build_jaxrnn, compile_step  # noqa: E402
+from peers import cpu_name, fmt_ms, loss_check, publish  # noqa: E402
 
 VARIANTS = (None, "sqrt")
-README_START = "<!-- bench:memory:start -->"
-README_END = "<!-- bench:memory:end -->"
+README_MARKERS = ("<!-- bench:memory:start -->", "<!-- bench:memory:end -->")
 FULL = {"Ts": (100, 300, 1000, 3000), "B": 32, "I": 32, "H": 256, "blocks": 5}
 QUICK = {"Ts": (12, 30), "B": 4, "I": 3, "H": 8, "blocks": 2}
 
@@ -54,25 +53,6 @@ QUICK = {"Ts": (12, 30), "B": 4, "I": 3, "H": 8, "blocks": 2}
 def build(cell, B, T, I, H, remat):
     """The ``bench/peers.py`` jaxrnn trainer, with the rollout's ``remat`` option."""
     return build_jaxrnn(cell, B, T, I, H, remat=remat)
-
-
-def compile_step(trainer):
-    """A fresh compile of the step: ``(stats, executable)``, the stats being lower and
-    compile seconds and the executable's ``memory_analysis()`` bytes."""
-    import jax
-
-    jax.clear_caches()
-    args = (*trainer.state, trainer.xs, trainer.ys)
-    t0 = time.perf_counter()
-    lowered = trainer.jitted.lower(*args)
-    t1 = time.perf_counter()
-    compiled = lowered.compile()
-    t2 = time.perf_counter()
-    mem = compiled.memory_analysis()
-    row = {"lower_s": t1 - t0, "compile_s": t2 - t1}
-    for name in ("temp", "argument", "output"):
-        row[f"{name}_bytes"] = int(getattr(mem, f"{name}_size_in_bytes"))
-    return row, compiled
 
 
 def time_variants(trainers, blocks, calls):
@@ -201,15 +181,6 @@ def markdown(result):
     return "\n".join(out)
 
 
-def write_readme(path, text):
-    doc = path.read_text()
-    if README_START not in doc or README_END not in doc:
-        raise ValueError(f"{path}: expected the markers {README_START} and {README_END}")
-    head, rest = doc.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n{text}\n{README_END}{tail}")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny shapes, to check that it runs")
@@ -287,17 +258,9 @@ def main(argv=None):
         for row in rows
         if row["max_loss_rel_diff"] > 1e-4
     ]
-    result["failures"] = failures
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    print(table)
-    if args.write_readme:
-        write_readme(HERE / "README.md", table)
-    if failures:
-        log("\n!!! FAILURES !!!\n" + "\n".join(failures))
-        return 1
-    return 0
+    return publish(
+        result, failures, args.out, markdown(result), args.write_readme, log, README_MARKERS
+    )
 
 
 if __name__ == "__main__":

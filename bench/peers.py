@@ -48,8 +48,7 @@ GATES = {"lstm": 4, "gru": 3, "elman": 1}
 # (B, T, I, H), from the performance issue.
 CONFIGS = ((32, 100, 32, 128), (32, 100, 64, 512), (8, 1000, 16, 64), (256, 50, 32, 256))
 QUICK_CONFIGS = ((32, 100, 32, 128), (8, 1000, 16, 64))
-README_START = "<!-- bench:results:start -->"
-README_END = "<!-- bench:results:end -->"
+README_MARKERS = ("<!-- bench:results:start -->", "<!-- bench:results:end -->")
 
 
 def step_flops(cell, B, T, I, H):
@@ -294,13 +293,33 @@ def markdown(result):
     return "\n".join(out)
 
 
-def write_readme(path, text):
+def write_readme(path, text, markers=README_MARKERS):
+    """Replace the part of ``path`` between the two ``markers`` lines by ``text``."""
+    start, end = markers
     doc = path.read_text()
-    if README_START not in doc or README_END not in doc:
-        raise ValueError(f"{path}: expected the markers {README_START} and {README_END}")
-    head, rest = doc.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    path.write_text(f"{head}{README_START}\n{text}\n{README_END}{tail}")
+    if start not in doc or end not in doc:
+        raise ValueError(f"{path}: expected the markers {start} and {end}")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
+def publish(result, failures, out, table, write, log, markers=README_MARKERS):
+    """Write ``result`` (with ``failures``) to ``out`` as JSON and print ``table``; with
+    ``write``, put ``table`` between ``markers`` in bench/README.md.
+
+    Returns the exit status: 1 if anything failed, else 0.
+    """
+    result["failures"] = failures
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(table)
+    if write:
+        write_readme(HERE / "README.md", table, markers)
+    if failures:
+        log("\n!!! FAILURES !!!\n" + "\n".join(failures))
+        return 1
+    return 0
 
 
 def cpu_name():
@@ -417,17 +436,7 @@ def main(argv=None):
         for n, p in row["peers"].items()
         if p["status"] != "ok"
     ]
-    result["failures"] = failed
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    print(table)
-    if args.write_readme:
-        write_readme(HERE / "README.md", table)
-    if failed:
-        log("\n!!! FAILURES !!!\n" + "\n".join(failed))
-        return 1
-    return 0
+    return publish(result, failed, args.out, markdown(result), args.write_readme, log)
 
 
 if __name__ == "__main__":

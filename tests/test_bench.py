@@ -119,11 +119,10 @@ def test_parse_config_rejects_bad_input():
 
 def test_write_readme_replaces_only_between_markers(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{peers.README_START}\nold\n{peers.README_END}\noutro\n")
+    start, end = peers.README_MARKERS
+    readme.write_text(f"intro\n{start}\nold\n{end}\noutro\n")
     peers.write_readme(readme, "| new |")
-    assert readme.read_text() == (
-        f"intro\n{peers.README_START}\n| new |\n{peers.README_END}\noutro\n"
-    )
+    assert readme.read_text() == f"intro\n{start}\n| new |\n{end}\noutro\n"
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         peers.write_readme(readme, "x")

@@ -326,6 +326,39 @@ def test_vmapped_members_equal_separate_runs_with_one_compilation(tmp_path, prog
 
 
 @standard_promotion
+def test_members_mapped_within_a_block_equal_members_vmapped(monkeypatch):
+    """CPU runs a block's members one after another (``lax.map``), other backends vmap
+    them: the two programs give the same states and metrics, for one block or several."""
+    spec = _spec(grid=["optim.learning_rate=3e-3,3e-2"], seeds=2)
+    cfg = spec.members[0].config
+    data_keys = jnp.stack([loop.data_key(m.config) for m in spec.members])
+    eval_keys = jnp.stack([loop.eval_key(m.config) for m in spec.members])
+
+    def three_steps():
+        program = engine.make_program(cfg)
+        state = engine.init_group(spec.members)
+        for s in range(3):
+            state, metrics = program.step(state, data_keys, s)
+        evals = program.evaluate(state.train.params, eval_keys, 0)
+        return state.train.params, state.train.opt_state, metrics, evals
+
+    mapped = three_steps()  # this machine's backend is the CPU
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    vmapped = three_steps()
+    _close(mapped, vmapped, "lax.map vs vmap within a block")
+    assert not np.allclose(mapped[2]["loss"][0], mapped[2]["loss"][2])  # members differ
+
+    # Two blocks (as on two devices), each looped, equal one vmap over all members.
+    def fn(tree, key, i):
+        return {"y": jnp.tanh(tree["w"] @ tree["x"]) * i + jax.random.normal(key, (3,))}
+
+    tree = {"w": jnp.arange(4 * 9.0).reshape(4, 3, 3), "x": jnp.ones((4, 3))}
+    keys = jax.random.split(jax.random.key(0), 4)
+    looped = engine._over_members(2, loop_within=True)(fn, tree, keys, 2.0)
+    _close(looped, jax.vmap(lambda t, k: fn(t, k, 2.0))(tree, keys), "two blocks")
+
+
+@standard_promotion
 def test_a_diverging_member_is_frozen_and_marked_while_the_others_go_on(tmp_path, programs):
     base = ["optim.name=sgd", "optim.clip_norm=none", "train.nonfinite=stop", "train.log_every=1"]
     spec = _spec(grid=["optim.learning_rate=1e30,0.05"], overrides=base)

@@ -7,9 +7,9 @@ state as arrays), with each member's batches drawn from its own seed inside the 
 program: ``jax.vmap`` across the blocks of members that the member sharding puts on
 different devices, and within a block ``lax.map`` on CPU (measured faster there,
 see :func:`_over_members`) or ``vmap`` elsewhere. One compilation serves the whole
-group; groups run one after another. Per step and member ``m``, with ``step`` the train step of
-:mod:`jaxrnn.training.step`, this computes what ``jaxrnn train`` computes for that
-member alone::
+group; groups run one after another. Per step and member ``m``, with ``step`` the
+train step of :mod:`jaxrnn.training.step`, this computes what ``jaxrnn train``
+computes for that member alone::
 
     batch_m          = task.batch(data_key(seed_m), s, B)
     state_m, metrics = step(state_m, batch_m)        # for every m at once
@@ -194,7 +194,7 @@ def _over_members(blocks: int, loop_within: bool) -> Callable:
 
 
 def make_program(cfg: config_lib.Config, sharding=None) -> Program:
-    """The vmapped, jitted step and evaluation of the group of ``cfg``.
+    """The jitted step and evaluation over every member of the group of ``cfg``.
 
     ``sharding``: the layout of the member axis, which every output keeps (so the
     step's outputs, fed back in, never make it compile a second program).
