@@ -50,11 +50,6 @@ FULL = {"Ts": (100, 300, 1000, 3000), "B": 32, "I": 32, "H": 256, "blocks": 5}
 QUICK = {"Ts": (12, 30), "B": 4, "I": 3, "H": 8, "blocks": 2}
 
 
-def build(cell, B, T, I, H, remat):
-    """The ``bench/peers.py`` jaxrnn trainer, with the rollout's ``remat`` option."""
-    return build_jaxrnn(cell, B, T, I, H, remat=remat)
-
-
 def time_variants(trainers, blocks, calls):
     """Round-robin blocks, order alternating; each block: one warm-up, then ``calls`` calls."""
     times = {v: [] for v in trainers}
@@ -80,7 +75,7 @@ def bench_T(cell, B, T, I, H, args, log):
     row = {"T": T, "segment": sqrt_segment(T), "variants": {}}
     trainers = {}
     for remat in VARIANTS:
-        tr = build(cell, B, T, I, H, remat)
+        tr = build_jaxrnn(cell, B, T, I, H, remat=remat)
         # The trainer runs the very executable whose memory is reported.
         stats, tr.jitted = compile_step(tr)
         losses, step_s = [], []
@@ -123,7 +118,7 @@ def compile_curve(cell, B, I, H, Ts, repeats):
     out = []
     for remat in VARIANTS:
         for T in Ts:
-            tr = build(cell, B, T, I, H, remat)
+            tr = build_jaxrnn(cell, B, T, I, H, remat=remat)
             runs = [compile_step(tr)[0] for _ in range(repeats)]
             out.append(
                 {

@@ -202,7 +202,7 @@ def make_program(cfg: config_lib.Config, sharding=None) -> Program:
     exp = loop.build(cfg)
     stop = cfg.train.nonfinite == "stop"
     batch_size, eval_batch_size = cfg.train.batch_size, cfg.train.eval_batch_size
-    blocks = 1 if sharding is None else sharding.mesh.shape["members"]
+    blocks = 1 if sharding is None else sharding.mesh.shape[distributed.MEMBERS]
     over_members = _over_members(blocks, loop_within=jax.default_backend() == "cpu")
 
     def member_step(train, data_key, s):
