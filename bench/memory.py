@@ -70,7 +70,7 @@ def key(remat):
 
 
 def bench_T(cell, B, T, I, H, args, log):
-    from jaxrnn.rollout import sqrt_segment
+    from jaxrnn.rollout.scan import sqrt_segment
 
     row = {"T": T, "segment": sqrt_segment(T), "variants": {}}
     trainers = {}

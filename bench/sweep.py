@@ -13,7 +13,7 @@ each in a fresh process of its own (so no two share compilation caches or thread
 pools, and PyTorch never shares a process with XLA, as in ``bench/peers.py``):
 
 * ``sweep``: ``jaxrnn.sweep.run`` over all members: one compiled program for all 16;
-* ``sequential``: ``jaxrnn.training.loop.train`` (what ``jaxrnn train`` calls) on
+* ``sequential``: ``jaxrnn.training.train`` (what ``jaxrnn train`` calls) on
   each member's config in turn, in one process — 16 separate ``jaxrnn train``
   commands would also pay 16 interpreter start-ups and imports, so this is the
   sequential side's best case;
@@ -56,37 +56,32 @@ QUICK = {"H": 8, "T": 10, "B": 8, "steps": 10, "learning_rates": [1e-3, 1e-2], "
 EVAL_BATCH = 256
 
 
-def base_config(size):
-    """The sweep's base config: GRU on adding, evaluated and checkpointed only at the end."""
-    from jaxrnn.training.config import Config, ModelConfig, OptimConfig, TaskConfig, TrainConfig
-
+def base_overrides(size):
+    """The sweep's base run, as overrides of the ``adding_lstm`` experiment: a GRU on
+    adding, evaluated and checkpointed only at the end."""
     steps = size["steps"]
-    return Config(
-        name="bench_sweep",
-        task=TaskConfig(name="adding", length=size["T"]),
-        model=ModelConfig(cell="gru", hidden_size=size["H"]),
-        optim=OptimConfig(name="adam", learning_rate=size["learning_rates"][0], clip_norm=1.0),
-        train=TrainConfig(
-            steps=steps,
-            batch_size=size["B"],
-            eval_every=steps,
-            eval_batch_size=EVAL_BATCH,
-            eval_batches=1,
-            checkpoint_every=steps,
-            log_every=max(1, steps // 4),
-            keep_last=1,
-            keep_best=0,
-        ),
-    )
-
-
-def member_configs(size):
-    """``[(lr, seed, config)]`` in the sweep's order (learning rate, then seed)."""
-    from jaxrnn.training.config import apply_overrides
-
-    base = base_config(size)
     return [
-        (lr, seed, apply_overrides(base, [f"optim.learning_rate={lr}", f"seed={seed}"]))
+        "name=bench_sweep",
+        f"task.length={size['T']}",
+        "model.cell=gru",
+        f"model.hidden_size={size['H']}",
+        f"optim.learning_rate={size['learning_rates'][0]}",
+        f"train.steps={steps}",
+        f"train.batch_size={size['B']}",
+        f"train.eval_every={steps}",
+        f"train.eval_batch_size={EVAL_BATCH}",
+        "train.eval_batches=1",
+        f"train.checkpoint_every={steps}",
+        f"train.log_every={max(1, steps // 4)}",
+        "train.keep_last=1",
+        "train.keep_best=0",
+    ]
+
+
+def member_overrides(size):
+    """Each member's overrides, in the sweep's order (learning rate, then seed)."""
+    return [
+        [*base_overrides(size), f"optim.learning_rate={lr}", f"seed={seed}"]
         for lr in size["learning_rates"]
         for seed in size["seeds"]
     ]
@@ -111,33 +106,33 @@ class Clock:
 
 def run_sweep(size, workdir):
     import jaxrnn.sweep
-    from jaxrnn.sweep import spec
 
-    base = base_config(size)
-    members = spec.expand(
-        base,
-        grid={"optim.learning_rate": [str(lr) for lr in size["learning_rates"]]},
+    spec = jaxrnn.sweep.load(
+        "adding_lstm",
+        base_overrides(size),
+        grid=["optim.learning_rate=" + ",".join(str(lr) for lr in size["learning_rates"])],
         seeds=size["seeds"],
     )
-    # The sweep trains exactly the configs the sequential part trains.
-    assert [m.config for m in members] == [c for _, _, c in member_configs(size)]
     clock = Clock()
-    results = jaxrnn.sweep.run(base, members, Path(workdir) / "sweep", progress=False)
-    return {**clock.read(), "final_loss": [float(results[m.id]["loss"]) for m in members]}
+    results = jaxrnn.sweep.run(
+        spec.experiment, spec.members, Path(workdir) / "sweep", progress=False, echo=print
+    )
+    return {**clock.read(), "final_loss": [float(results[m.id]["loss"]) for m in spec.members]}
 
 
 def run_sequential(size, workdir):
-    from jaxrnn.training import loop
+    import jaxrnn.training
 
     finals = []
     clock = Clock()
-    for i, (_, _, cfg) in enumerate(member_configs(size)):
-        finals.append(float(loop.train(cfg, Path(workdir) / f"m{i:03d}", progress=False)["loss"]))
+    for i, overrides in enumerate(member_overrides(size)):
+        run = jaxrnn.training.train("adding_lstm", overrides, workdir=Path(workdir) / f"m{i:03d}")
+        finals.append(float(run["loss"]))
     return {**clock.read(), "final_loss": finals}
 
 
 def adding_batch(torch, gen, B, T):
-    """``jaxrnn.data.adding`` at full length: inputs ``[B, T, 2]``, targets ``[B]``."""
+    """``jaxrnn.tasks.synthetic.adding`` at full length: inputs ``[B, T, 2]``, targets ``[B]``."""
     values = torch.rand(B, T, generator=gen)
     first = torch.randint(0, T // 2, (B,), generator=gen)
     second = torch.randint(T // 2, T, (B,), generator=gen)
@@ -234,7 +229,7 @@ def table(result):
     ]
     names = {
         "sweep": "`jaxrnn sweep` engine (one compiled program)",
-        "sequential": "`jaxrnn train`'s `loop.train`, one run after another",
+        "sequential": "`jaxrnn train`'s `jaxrnn.training.train`, one run after another",
         "torch": "PyTorch `nn.GRU` + Adam, one run after another",
     }
     for name in PARTS:

@@ -1,9 +1,9 @@
-"""Test accuracy by number of operators of finished ``configs/expressions_treelstm.py`` runs.
+"""Test accuracy by number of operators of finished ``expressions_treelstm`` runs.
 
     python experiments/expressions_by_length.py RUN_DIR [RUN_DIR ...]
 
-Prints one row per run: its cell and its accuracy on the test expressions with
-n = 1, 2, ... operators (training saw 1..max_ops).
+Prints one row per run: its cell and its accuracy, at the run's chosen checkpoint,
+on the test expressions with n = 1, 2, ... operators (training saw 1..max_ops).
 """
 
 import sys
@@ -11,16 +11,20 @@ import sys
 import jax
 import numpy as np
 
-from jaxrnn.training import loop
+from jaxrnn.tasks import eval_batches
+from jaxrnn.training import load_run
 
 
 def by_length(workdir: str) -> tuple[str, dict[int, float]]:
-    cfg, exp, state = loop.final_params(workdir)
-    batch = exp.eval_task.batch(jax.random.key(0), 0, 10**6)  # the whole test split
-    logits = jax.jit(exp.model.apply)(state.params, batch.inputs, mask=batch.mask)
-    right = np.asarray(np.argmax(logits, -1) == batch.targets)
-    ops = np.asarray(batch.ops)
-    return cfg.model.cell, {int(n): float(right[ops == n].mean()) for n in np.unique(ops)}
+    run = load_run(workdir)
+    apply = jax.jit(run.model.apply)
+    right, ops = [], []
+    for batch in eval_batches(run.group.data, "test", 1000, 0):  # the whole test split
+        logits = apply(run.state.train.params, batch.inputs, mask=batch.mask)
+        right.append(np.asarray(np.argmax(logits, -1) == batch.targets))
+        ops.append(np.asarray(batch.ops))
+    right, ops = np.concatenate(right), np.concatenate(ops)
+    return run.config.model.cell, {int(n): float(right[ops == n].mean()) for n in np.unique(ops)}
 
 
 if __name__ == "__main__":

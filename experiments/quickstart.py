@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 import jaxrnn
-from jaxrnn.data import adding
+from jaxrnn.tasks import adding
 
 
 def main(steps: int = 1000, length: int = 50, hidden: int = 64, seed: int = 0):
@@ -40,13 +40,13 @@ def main(steps: int = 1000, length: int = 50, hidden: int = 64, seed: int = 0):
 
     @jax.jit
     def train_step(params, opt_state, step):
-        batch = task.batch(key_data, step, 64)
+        batch = task.train(key_data, step, 64)
         xs, ys = batch.inputs, batch.targets
         loss, grads = jax.value_and_grad(loss_fn)(params, xs, ys)  # BPTT
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    test = task.batch(jax.random.key(seed + 1), 0, 1000)
+    test = task.train(jax.random.key(seed + 1), 0, 1000)
     test_xs, test_ys = test.inputs, test.targets
     start = time.perf_counter()
     print(f"step     0  test MSE {loss_fn(params, test_xs, test_ys):.4f}")

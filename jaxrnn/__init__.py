@@ -1,20 +1,14 @@
 """jaxrnn: recurrent neural networks as pure JAX functions."""
 
-from jaxrnn import fused, initializers, models, trees
-from jaxrnn.bptt import elman_bptt
-from jaxrnn.cell import ACTIVATIONS, Cell
+from jaxrnn import models, trees
+from jaxrnn.cells import initializers
+from jaxrnn.cells.base import ACTIVATIONS, Cell
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
 from jaxrnn.cells.gru import GRUCarry, GRULayerNorm, GRUParams, gru
+from jaxrnn.cells.layer_norm import LayerNormParams
 from jaxrnn.cells.lstm import LSTMCarry, LSTMLayerNorm, LSTMParams, LSTMPeephole, lstm
-from jaxrnn.diagnostics import (
-    SpectralStats,
-    hidden_grad_norms,
-    jacobian_norms,
-    recurrent_jacobians,
-    spectral_stats,
-)
-from jaxrnn.dropout import DropoutCarry, ZoneoutCarry, variational_dropout, zoneout
-from jaxrnn.layer import (
+from jaxrnn.combinators.dropout import DropoutCarry, ZoneoutCarry, variational_dropout, zoneout
+from jaxrnn.combinators.layer import (
     BidirectionalCarry,
     BidirectionalParams,
     Layer,
@@ -22,11 +16,19 @@ from jaxrnn.layer import (
     rnn,
     stack_layers,
 )
-from jaxrnn.layer_norm import LayerNormParams
-from jaxrnn.learned_init import LearnedInitParams, learned_initial_carry
-from jaxrnn.rollout import scan
-from jaxrnn.stack import StackCarry, StackParams, stack
-from jaxrnn.tbptt import TBPTTResult, truncated_bptt
+from jaxrnn.combinators.learned_init import LearnedInitParams, learned_initial_carry
+from jaxrnn.combinators.stack import StackCarry, StackParams, stack
+from jaxrnn.rollout import fused
+from jaxrnn.rollout.bptt import elman_bptt
+from jaxrnn.rollout.diagnostics import (
+    SpectralStats,
+    hidden_grad_norms,
+    jacobian_norms,
+    recurrent_jacobians,
+    spectral_stats,
+)
+from jaxrnn.rollout.scan import scan
+from jaxrnn.rollout.tbptt import TBPTTResult, truncated_bptt
 
 __version__ = "0.1.0"
 

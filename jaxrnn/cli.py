@@ -1,17 +1,18 @@
-"""The ``jaxrnn`` command: ``train``, ``eval`` and ``runs``.
+"""The ``jaxrnn`` command: ``train``, ``eval``, ``runs``, ``sweep``, ``sample``, ``cite``.
 
-    jaxrnn train [CONFIG] [key.sub=value ...] [--workdir DIR] [--smoke]
-    jaxrnn eval RUN_DIR
+    jaxrnn train [EXPERIMENT] [key.sub=value ...] [--workdir DIR] [--smoke]
+    jaxrnn eval RUN_DIR [--split test|validation] [--step N]
     jaxrnn runs [ROOT]
-    jaxrnn sweep [CONFIG] [--grid key=v1,v2]... [--random key=dist:a,b --trials N]
+    jaxrnn sweep [EXPERIMENT] [--grid key=v1,v2]... [--random key=dist:a,b --trials N]
                  [--seeds N|a-b|a,b,c] [--max-group-size N] [--sweep-dir DIR] [key=value ...]
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
     jaxrnn cite [--cff CITATION.cff]
 
-``CONFIG`` is a path or a name under ``configs/`` (default: ``adding_lstm``).
-Overrides are validated against the typed config before anything is computed.
-Without ``--workdir`` a run lives in ``runs/<name>-<config hash>``, so running the
-same command again resumes it.
+``EXPERIMENT`` is the path to an experiment file (anywhere on disk) or the name of
+a built-in one (default: ``adding_lstm``); see :mod:`jaxrnn.training.experiment`.
+Overrides are validated against the experiment's typed config before anything is
+computed. Without ``--workdir`` a run lives in ``runs/<name>-<run hash>``, so
+running the same command again resumes it.
 """
 
 import argparse
@@ -23,8 +24,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from jaxrnn.training import config as config_lib
-
 console = Console()
 
 
@@ -33,6 +32,8 @@ def _print_results(title: str, results: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in results.items():
+        if isinstance(value, dict):
+            continue
         table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(title, soft_wrap=True)
     console.print(table)
@@ -40,44 +41,70 @@ def _print_results(title: str, results: dict) -> None:
 
 
 def _comparison(results: dict) -> str:
-    loss, baseline = results.get("loss"), results.get("baseline_loss")
-    if loss is None or baseline is None:
+    loss, baseline = results.get("loss"), results.get("baseline") or {}
+    if loss is None or "loss" not in baseline:
         return ""
+    reference = baseline["loss"]
     verdict = (
-        f"{baseline / max(loss, 1e-12):.1f}x lower" if loss < baseline else "no better: not learned"
+        f"{reference / max(loss, 1e-12):.1f}x lower"
+        if loss < reference
+        else "no better: not learned"
     )
-    return (
-        f"test loss {loss:.4g} vs {baseline:.4g} for the best input-independent predictor "
-        f"({verdict})"
-    )
+    return f"test loss {loss:.4g} vs {reference:.4g} for {baseline['name']} ({verdict})"
+
+
+def _error(e: Exception, code: int = 2) -> int:
+    console.print(f"[red]error:[/red] {e}", soft_wrap=True)
+    return code
+
+
+# What a user can get wrong before any compute: a path, a name, a key, a value, a file.
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError)
 
 
 def cmd_train(args) -> int:
-    from jaxrnn.training import loop
+    from jaxrnn.training import experiment as experiment_lib
+    from jaxrnn.training import rundir, runs
 
     try:
-        cfg = config_lib.load(args.config, args.overrides, smoke=args.smoke)
-    except (config_lib.ConfigError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 2
-    workdir = Path(args.workdir or Path("runs") / f"{cfg.name}-{config_lib.config_hash(cfg)}")
+        experiment = experiment_lib.load(args.experiment)
+        cfg = experiment_lib.get_config(experiment, args.overrides, smoke=args.smoke)
+    except USER_ERRORS as e:
+        return _error(e)
+    workdir = Path(args.workdir) if args.workdir else rundir.default_dir(cfg, experiment)
     console.print(f"run directory: {workdir}")
     try:
-        results = loop.train(cfg, workdir, progress=not args.no_progress, echo=console.print)
-    except (ValueError, loop.NonFiniteError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        results = runs.train(
+            experiment,
+            args.overrides,
+            workdir=workdir,
+            smoke=args.smoke,
+            progress=not args.no_progress,
+            echo=console.print,
+        )
+    except USER_ERRORS as e:
+        return _error(e, 1)
+    if results["status"] == "diverged":
+        console.print(
+            f"[red]error:[/red] step {results['step']}: non-finite loss or gradient under "
+            f"train.nonfinite='stop'; the run stopped there (test at step "
+            f"{results['chosen_step']}: loss {results.get('loss', float('nan')):.4g})"
+        )
         return 1
     if results["status"] == "finished":
-        _print_results(f"{cfg.name}: final evaluation", results)
+        _print_results(f"{cfg.name}: test split at step {results['chosen_step']}", results)
     return 0
 
 
 def cmd_eval(args) -> int:
-    from jaxrnn.training import loop
+    from jaxrnn.training import runs
 
-    cfg, exp, state = loop.final_params(args.run_dir)
-    results = loop.evaluate(cfg, exp, state.params)
-    _print_results(f"{cfg.name}: evaluation at step {int(state.step)}", results)
+    try:
+        run = runs.load_run(args.run_dir, args.step)
+        metrics = runs.evaluate(run, args.split)
+    except USER_ERRORS as e:
+        return _error(e)
+    _print_results(f"{run.config.name}: {args.split} split at step {run.step}", metrics)
     return 0
 
 
@@ -88,13 +115,13 @@ def cmd_runs(args) -> int:
         table.add_column(column)
     for status_file in sorted(root.glob("*/status.json")):
         status = json.loads(status_file.read_text())
-        final = status.get("final", {})
+        final, baseline = status.get("final", {}), status.get("baseline") or {}
         table.add_row(
             status_file.parent.name,
             status["status"],
             str(status.get("step", "")),
             f"{final['loss']:.4g}" if "loss" in final else "",
-            f"{final['baseline_loss']:.4g}" if "baseline_loss" in final else "",
+            f"{baseline['loss']:.4g}" if "loss" in baseline else "",
         )
     console.print(table)
     return 0
@@ -103,33 +130,36 @@ def cmd_runs(args) -> int:
 def cmd_sample(args) -> int:
     import jax
 
-    from jaxrnn import text
-    from jaxrnn.training import loop
-    from jaxrnn.training import text as text_training
+    from jaxrnn.training import experiment as experiment_lib
+    from jaxrnn.training import runs
 
-    cfg, _, state = loop.final_params(args.run_dir)
-    if cfg.task.name != "shakespeare":
-        console.print(
-            f"[red]error:[/red] run_dir: expected a run of a character-level language model "
-            f"(task.name='shakespeare'), got task.name={cfg.task.name!r}"
-        )
-        return 2
-    vocab = text.shakespeare_vocab(cfg.task.text_chars)
     try:
-        out = text_training.generate(
-            loop.make_cell(cfg.model), state.params, vocab, args.prompt, args.length,
-            jax.random.key(args.seed), temperature=args.temperature, top_k=args.top_k,
+        run = runs.load_run(args.run_dir)
+    except USER_ERRORS as e:
+        return _error(e)
+    generate = experiment_lib.generator(run.experiment)
+    if generate is None:
+        return _error(
+            ValueError(
+                f"run_dir: the experiment {run.experiment.name!r} ({run.experiment.path}) "
+                f"defines no generate(config, model, data, params, prompt, length, key, *, "
+                f"temperature, top_k): its model does not generate text"
+            )
+        )
+    try:
+        out = generate(
+            run.config, run.model, run.group.data, run.state.train.params, args.prompt,
+            args.length, jax.random.key(args.seed), temperature=args.temperature, top_k=args.top_k,
         )  # fmt: skip
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 2
+        return _error(e)
     # Plain print: the text holds brackets ("[Enter Chorus.]") that rich reads as markup.
     print(out)
     return 0
 
 
 def cmd_cite(args) -> int:
-    from jaxrnn import cite
+    from jaxrnn.training import cite
 
     try:
         cff = cite.load_cff(args.cff)
@@ -146,7 +176,7 @@ def cmd_sweep(args) -> int:
 
     try:
         spec = sweep.load(
-            args.config,
+            args.experiment,
             args.overrides,
             grid=args.grid,
             random=args.random,
@@ -155,18 +185,19 @@ def cmd_sweep(args) -> int:
             max_group_size=args.max_group_size,
             smoke=args.smoke,
         )
-    except (config_lib.ConfigError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 2
-    # The same command resumes: the default directory is named by the members' configs.
+    except USER_ERRORS as e:
+        return _error(e)
+    from jaxrnn.training import rundir
+
+    # The same command resumes: the default directory is named by the members' runs.
     digest = hashlib.sha256(
-        " ".join(config_lib.config_hash(m.config) for m in spec.members).encode()
+        " ".join(rundir.run_hash(m.config, spec.experiment) for m in spec.members).encode()
     ).hexdigest()[:12]
     sweep_dir = Path(args.sweep_dir or Path("sweeps") / f"{spec.base.name}-{digest}")
     console.print(f"sweep directory: {sweep_dir} ({len(spec.members)} members)")
     try:
         results = sweep.run(
-            spec.base,
+            spec.experiment,
             spec.members,
             sweep_dir,
             max_group_size=spec.max_group_size,
@@ -174,9 +205,8 @@ def cmd_sweep(args) -> int:
             spec=spec,
             echo=console.print,
         )
-    except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 1
+    except USER_ERRORS as e:
+        return _error(e, 1)
     from jaxrnn.training import distributed
 
     done = all(r["status"] in ("finished", "diverged") for r in results.values())
@@ -189,20 +219,24 @@ def cmd_sweep(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train (or resume) a run from a config")
-    train.add_argument("config", nargs="?", default=None, help="config path or name")
+    train = sub.add_parser("train", help="train (or resume) a run of an experiment")
+    train.add_argument(
+        "experiment", nargs="?", default=None, help="experiment file, or a built-in's name"
+    )
     train.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     train.add_argument("--workdir", help="run directory (default runs/<name>-<hash>)")
-    train.add_argument("--smoke", action="store_true", help="the config's seconds-long mode")
+    train.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
-    ev = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    ev = sub.add_parser("eval", help="evaluate a run (or a sweep member) at its chosen step")
     ev.add_argument("run_dir")
+    ev.add_argument("--split", choices=("test", "validation"), default="test")
+    ev.add_argument("--step", type=int, help="a checkpoint step (default: the chosen one)")
     ev.set_defaults(func=cmd_eval)
     runs = sub.add_parser("runs", help="list run directories with status and final metrics")
     runs.add_argument("root", nargs="?", default="runs")
     runs.set_defaults(func=cmd_runs)
-    smp = sub.add_parser("sample", help="sample text from a trained character-level model")
+    smp = sub.add_parser("sample", help="sample text from a trained model that generates")
     smp.add_argument("run_dir")
     smp.add_argument("--prompt", default="\n", help="text to continue (default a newline)")
     smp.add_argument("--length", type=int, default=300, help="characters to generate")
@@ -214,7 +248,9 @@ def main(argv=None) -> int:
     cite.add_argument("--cff", help="a CITATION.cff to read (default: jaxrnn's own)")
     cite.set_defaults(func=cmd_cite)
     sw = sub.add_parser("sweep", help="train a sweep of seeds and hyperparameters (or resume it)")
-    sw.add_argument("config", nargs="?", default=None, help="config path or name")
+    sw.add_argument(
+        "experiment", nargs="?", default=None, help="experiment file, or a built-in's name"
+    )
     sw.add_argument("overrides", nargs="*", help="key.sub=value overrides for every member")
     sw.add_argument("--grid", action="append", default=[], help="key=v1,v2,... (repeatable)")
     sw.add_argument("--random", action="append", default=[], help="key=dist:args (repeatable)")
@@ -222,7 +258,7 @@ def main(argv=None) -> int:
     sw.add_argument("--seeds", help="N (0..N-1), a range a-b or a list a,b,c")
     sw.add_argument("--max-group-size", type=int, help="at most N members per program")
     sw.add_argument("--sweep-dir", help="sweep directory (default sweeps/<name>-<hash>)")
-    sw.add_argument("--smoke", action="store_true", help="the config's seconds-long mode")
+    sw.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     sw.add_argument("--no-progress", action="store_true", help="no live table")
     sw.set_defaults(func=cmd_sweep)
     # Overrides may follow options (`--workdir D key=value`), which argparse's
@@ -233,9 +269,9 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if takes_overrides:
         args.overrides = [*args.overrides, *extra]
-        if args.config and "=" in args.config:
-            # `jaxrnn train key=value`: no config given, only overrides.
-            args.overrides, args.config = [args.config, *args.overrides], None
+        if args.experiment and "=" in args.experiment:
+            # `jaxrnn train key=value`: no experiment given, only overrides.
+            args.overrides, args.experiment = [args.experiment, *args.overrides], None
         from jaxrnn.training import distributed
 
         # Before any other JAX call: a multi-process run is described by the

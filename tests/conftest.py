@@ -1,12 +1,30 @@
-"""Test settings: float64 available, strict dtype promotion, a key fixture.
+"""Test settings: float64 available, strict dtype promotion, a compilation cache, a key fixture.
 
 Strict promotion turns every silent float32/float64 or bfloat16/float32 mix
 inside jaxrnn into an error, so dtype handling is tested by every test.
+
+Many tests train the same smoke-sized programs (in this process, in the other
+xdist worker and in the ``jaxrnn`` subprocesses they start), so compiled programs
+are kept in JAX's persistent compilation cache, shared through the environment.
+A cached program is the same executable, so results do not depend on a hit.
 """
+
+import os
+import tempfile
+from pathlib import Path
 
 import jax
 import pytest
 
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jaxrnn-tests-xla-cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

@@ -1,4 +1,4 @@
-"""Hand-derived BPTT (jaxrnn.bptt) and truncated BPTT (jaxrnn.tbptt).
+"""Hand-derived BPTT (jaxrnn.rollout.bptt) and truncated BPTT (jaxrnn.rollout.tbptt).
 
 Oracles: ``jax.vjp`` / ``jax.grad`` of ``jaxrnn.scan`` for full BPTT, and a
 plain Python loop over segments (each ``jax.grad`` of that segment's loss from a
@@ -14,8 +14,8 @@ import optax
 import pytest
 
 import jaxrnn
-from jaxrnn.bptt import elman_bptt
-from jaxrnn.tbptt import TBPTTResult, truncated_bptt
+from jaxrnn.rollout.bptt import elman_bptt
+from jaxrnn.rollout.tbptt import TBPTTResult, truncated_bptt
 
 F64 = jnp.float64
 

@@ -294,7 +294,7 @@ def test_stack_equals_stack_layers_with_dropout(key, residual):
 
 def test_between_layer_masks_bitwise_equal_stepwise_and_layerwise(key):
     """The shared helper draws the same bits for one step and for a whole sequence."""
-    from jaxrnn.stack import layer_input
+    from jaxrnn.combinators.stack import layer_input
 
     ys = jax.random.normal(key, (B, T, 16), jnp.float32)
     k = jax.random.key(11)

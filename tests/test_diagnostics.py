@@ -15,7 +15,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import jaxrnn
-from jaxrnn.diagnostics import (
+from jaxrnn.rollout.diagnostics import (
     SpectralStats,
     hidden_grad_norms,
     jacobian_norms,

@@ -1,5 +1,7 @@
 """Scale-out with jax.sharding: data-parallel training, member-sharded sweeps, two processes.
 
+A solo run is a group of one member: on 8 devices its batch is split 8 ways.
+
 The device count is fixed when JAX starts, so every check runs this file as a
 worker in a fresh subprocess (``python tests/test_distributed.py MODE OUT``) with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``; the worker writes what it
@@ -36,57 +38,67 @@ def _flat(tree) -> dict[str, np.ndarray]:
     return {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
 
 
-def _worker_train(out: Path) -> None:
-    """Data-parallel ``loop.train`` of the smoke adding-LSTM; records the layout it ran with."""
+def _recording(seen: dict):
+    """A ``make_program`` that records the layout of the first step's state and its HLO."""
     import jax
 
-    from jaxrnn.training import config as config_lib
-    from jaxrnn.training import distributed, loop
+    from jaxrnn.training import program as program_lib
 
-    cfg = config_lib.load("adding_lstm", SHORT, smoke=True)
-    seen: dict = {}
-    build = loop.build
+    make_program = program_lib.make_program
 
-    def recording_build(cfg):
-        exp = build(cfg)
+    def recording(*args, **kwargs):
+        program = make_program(*args, **kwargs)
 
-        def train_step(state, batch):
+        def step(state, data_keys, s):
             if not seen:
-                hlo = exp.train_step.lower(state, batch).compile().as_text()
-                leaf = jax.tree.leaves(state.params)[0]
+                leaf = jax.tree.leaves(state.train.params)[0]
+                hlo = program.step.lower(state, data_keys, s).compile().as_text()
                 seen.update(
-                    batch_spec=list(batch.inputs.sharding.spec),
-                    batch_shards=[list(s.data.shape) for s in batch.inputs.addressable_shards],
-                    batch_shape=list(batch.inputs.shape),
+                    params_spec=list(leaf.sharding.spec),
+                    params_shards=[list(x.data.shape) for x in leaf.addressable_shards],
+                    params_shape=list(leaf.shape),
                     params_replicated=leaf.sharding.is_fully_replicated,
-                    params_devices=len(leaf.sharding.device_set),
-                    all_reduce="all-reduce" in hlo,
+                    devices=len(leaf.sharding.device_set),
+                    keys_spec=list(data_keys.sharding.spec),
+                    mesh=dict(leaf.sharding.mesh.shape),
+                    collectives=[
+                        op for op in ("all-reduce", "all-gather", "all-to-all") if op in hlo
+                    ],
                 )
-            new_state, metrics = exp.train_step(state, batch)
-            seen["params_replicated_after"] = all(
-                x.sharding.is_fully_replicated for x in jax.tree.leaves(new_state.params)
-            )
-            return new_state, metrics
+            return program.step(state, data_keys, s)
 
-        return exp._replace(train_step=train_step)
+        return program._replace(step=step)
 
-    loop.build = recording_build
-    result = loop.train(cfg, out / "run", progress=False)
-    loop.build = build
-    _, _, state = loop.final_params(out / "run")
+    return recording
+
+
+def _worker_train(out: Path) -> None:
+    """Data-parallel ``jaxrnn.training.train`` of the smoke adding-LSTM (a group of one);
+    records the layout it ran with."""
+    import jax
+
+    from jaxrnn import training
+    from jaxrnn.training import distributed
+    from jaxrnn.training import program as program_lib
+
+    seen: dict = {}
+    program_lib.make_program = _recording(seen)
+    result = training.train("adding_lstm", SHORT, smoke=True, workdir=out / "run")
+    run = training.load_run(out / "run", step=12)
     pid = jax.process_index()
-    np.savez(out / f"params{pid}.npz", **_flat(distributed.fetch(state.params)))
+    np.savez(out / f"params{pid}.npz", **_flat(distributed.fetch(run.state.train.params)))
+    result.pop("workdir")
     (out / f"result{pid}.json").write_text(json.dumps({"result": result, "seen": seen}))
 
 
 def _worker_bad_batch(out: Path) -> None:
     """A batch size that does not split over the devices: the error, and that nothing ran."""
-    from jaxrnn.training import config as config_lib
-    from jaxrnn.training import loop
+    from jaxrnn import training
 
-    cfg = config_lib.load("adding_lstm", [*SHORT, "train.batch_size=12"], smoke=True)
     try:
-        loop.train(cfg, out / "run", progress=False)
+        training.train(
+            "adding_lstm", [*SHORT, "train.batch_size=12"], smoke=True, workdir=out / "run"
+        )
         error = None
     except ValueError as e:
         error = str(e)
@@ -138,50 +150,21 @@ def _worker_sweep(out: Path) -> None:
     """The 8-member sweep; records the layout of its state and its compiled step."""
     import jax
 
-    from jaxrnn import sweep
-    from jaxrnn.sweep import engine
+    from jaxrnn import sweep, training
     from jaxrnn.training import distributed
-    from jaxrnn.training.checkpoint import Checkpointer
+    from jaxrnn.training import program as program_lib
 
     spec = sweep.load("adding_lstm", SHORT, grid=SWEEP_GRID, seeds=SWEEP_SEEDS, smoke=True)
     seen: dict = {}
-    make_program = engine.make_program
-
-    def recording_make_program(*args, **kwargs):
-        program = make_program(*args, **kwargs)
-
-        def step(state, data_keys, s):
-            if not seen:
-                leaf = jax.tree.leaves(state.train.params)[0]
-                hlo = program.step.lower(state, data_keys, s).compile().as_text()
-                seen.update(
-                    params_spec=list(leaf.sharding.spec),
-                    params_shards=[list(x.data.shape) for x in leaf.addressable_shards],
-                    params_shape=list(leaf.shape),
-                    devices=len(leaf.sharding.device_set),
-                    keys_spec=list(data_keys.sharding.spec),
-                    # Members never talk to each other: no cross-device traffic at all.
-                    collectives=[
-                        op for op in ("all-reduce", "all-gather", "all-to-all") if op in hlo
-                    ],
-                )
-            return program.step(state, data_keys, s)
-
-        return program._replace(step=step)
-
-    engine.make_program = recording_make_program
-    results = sweep.run(spec.base, spec.members, out / "sweep", spec=spec, progress=False)
-    engine.make_program = make_program
-    (group,) = engine.plan(spec.members)
-    template = distributed.place(
-        engine.init_group(group.members), distributed.member_sharding(len(group.members))
-    )
-    ckpt = Checkpointer(out / "sweep" / "groups" / group.id / "checkpoints")
-    step, state = ckpt.restore(template)
-    ckpt.close()
+    program_lib.make_program = _recording(seen)
+    results = sweep.run(spec.experiment, spec.members, out / "sweep", spec=spec, progress=False)
+    params = [
+        training.load_run(sweep.member_dir(out / "sweep", m.id), step=12).state.train.params
+        for m in spec.members
+    ]
     pid = jax.process_index()
-    np.savez(out / f"params{pid}.npz", **_flat(distributed.fetch(state.train.params)))
-    record = {"results": results, "seen": seen, "step": step, "devices": jax.device_count()}
+    np.savez(out / f"params{pid}.npz", **_flat(distributed.fetch(params)))
+    record = {"results": results, "seen": seen, "step": 12, "devices": jax.device_count()}
     (out / f"result{pid}.json").write_text(json.dumps(record))
 
 
@@ -204,7 +187,8 @@ def _main(argv) -> None:
 
 
 def _env(devices: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
+    cache = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_")) or k in cache}
     env.update(
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
@@ -277,16 +261,14 @@ def single_device_sweep(tmp_path_factory):
 def test_data_parallel_train_equals_single_device(single_device_train, tmp_path):
     one_dir, one = single_device_train
     eight = _run("train", tmp_path, devices=8)
-    # The run really was data-parallel: each of the 8 devices held 1/8 of the
-    # batch, the params were replicated, and the step all-reduces the gradient.
+    # The run really was data-parallel: a group of one member on a (1, 8) mesh, its
+    # batch split along "data", its params replicated on all 8 devices, and the step
+    # all-reduces the gradient (with the batch not split, no device would need another's).
     seen = eight["seen"]
-    assert seen["batch_spec"] == ["devices"]
-    batch_size, *rest = seen["batch_shape"]
-    assert seen["batch_shards"] == [[batch_size // 8, *rest]] * 8
-    assert seen["params_replicated"] and seen["params_devices"] == 8
-    assert seen["params_replicated_after"]
-    assert seen["all_reduce"]
-    assert one["seen"]["params_devices"] == 1 and not one["seen"]["all_reduce"]
+    assert seen["mesh"] == {"members": 1, "data": 8}
+    assert seen["params_replicated"] and seen["devices"] == 8
+    assert "all-reduce" in seen["collectives"]
+    assert one["seen"]["devices"] == 1 and one["seen"]["collectives"] == []
     # ... and computed what one device computes.
     assert eight["result"]["status"] == one["result"]["status"] == "finished"
     assert eight["result"]["step"] == one["result"]["step"]
@@ -311,15 +293,15 @@ def test_batch_size_not_divisible_by_device_count_is_refused_before_compute(tmp_
 def test_member_sharding_layout_and_values(tmp_path):
     facts = _run("shardings", tmp_path, devices=8)
     # n a multiple of 8: every device holds its own n/8 members.
-    assert facts["8"]["mesh"] == {"members": 8, "replicas": 1}
+    assert facts["8"]["mesh"] == {"members": 8, "data": 1}
     assert facts["8"]["shard_rows"] == [1] and facts["8"]["distinct_blocks"] == 8
     assert facts["16"]["shard_rows"] == [2] and facts["16"]["distinct_blocks"] == 8
-    # Otherwise split gcd(n, 8) ways, each block replicated on the other devices.
-    assert facts["12"]["mesh"] == {"members": 4, "replicas": 2}
+    # Otherwise split gcd(n, 8) ways, each block's batches split over the other devices.
+    assert facts["12"]["mesh"] == {"members": 4, "data": 2}
     assert facts["12"]["shard_rows"] == [3] and facts["12"]["distinct_blocks"] == 4
-    assert facts["6"]["mesh"] == {"members": 2, "replicas": 4}
+    assert facts["6"]["mesh"] == {"members": 2, "data": 4}
     assert facts["6"]["shard_rows"] == [3] and facts["6"]["distinct_blocks"] == 2
-    assert facts["3"]["mesh"] == {"members": 1, "replicas": 8}
+    assert facts["3"]["mesh"] == {"members": 1, "data": 8}
     assert facts["3"]["shard_rows"] == [3] and facts["3"]["distinct_blocks"] == 1
     for n in ("8", "16", "12", "6", "3"):
         assert facts[n]["max_err"] < 1e-6, n  # against NumPy on the host
@@ -404,10 +386,9 @@ def test_two_process_data_parallel_train_agrees(single_device_train, tmp_path):
     results, params = _run_two_processes("train", tmp_path)
     for result in results:
         seen = result["seen"]
-        assert seen["params_devices"] == 4 and seen["params_replicated_after"]
-        assert seen["all_reduce"]
-        batch_size, *rest = seen["batch_shape"]
-        assert seen["batch_shards"] == [[batch_size // 4, *rest]] * 2  # this process's two
+        assert seen["devices"] == 4 and seen["params_replicated"]
+        assert seen["mesh"] == {"members": 1, "data": 4}
+        assert "all-reduce" in seen["collectives"]
     assert results[0]["result"] == results[1]["result"]
     np.testing.assert_allclose(results[0]["result"]["loss"], one["result"]["loss"], rtol=RTOL)
     _assert_params_close(params[0], _params(one_dir / "params0.npz"), RTOL, ATOL)

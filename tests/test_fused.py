@@ -17,7 +17,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
-from jaxrnn.cell import Cell
+from jaxrnn.cells.base import Cell
 
 B, T, I, H = 3, 7, 4, 5
 

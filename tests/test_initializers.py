@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn import initializers as ini
+from jaxrnn.cells import initializers as ini
 
 H = 6
 F64 = jnp.float64

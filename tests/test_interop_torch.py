@@ -19,9 +19,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import jaxrnn  # noqa: E402
+from jaxrnn.combinators.layer import BidirectionalCarry  # noqa: E402
+from jaxrnn.combinators.stack import StackParams  # noqa: E402
 from jaxrnn.interop import torch as jt  # noqa: E402
-from jaxrnn.layer import BidirectionalCarry  # noqa: E402
-from jaxrnn.stack import StackParams  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""jaxrnn.losses against NumPy written from the definitions (float64 log-softmax)."""
+"""jaxrnn.tasks.losses against NumPy written from the definitions (float64 log-softmax)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from jaxrnn import losses
+from jaxrnn.tasks import losses
 
 B, T, C = 4, 6, 5
 

@@ -1,4 +1,5 @@
-"""Segment checkpointing, ``jaxrnn.scan(..., remat=k)``: same numbers, less memory.
+"""Segment checkpointing, ``jaxrnn.scan(..., remat=k)`` (:mod:`jaxrnn.rollout.scan`): same
+numbers, less memory.
 
 Oracles: the plain rollout (``remat=None``, itself checked against the documented
 Python loop in ``test_rollout.py``) for values and for vector-Jacobian products
@@ -18,9 +19,10 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxrnn
-from jaxrnn.rollout import sqrt_segment
-from jaxrnn.training import config as config_lib
-from jaxrnn.training import loop
+from jaxrnn.rollout.scan import sqrt_segment
+from jaxrnn.tasks import data as data_lib
+from jaxrnn.training import ConfigError, apply_overrides, from_dict, to_dict
+from jaxrnn.training import experiment as experiment_lib
 
 H, I, T, B = 5, 3, 12, 3
 F64 = jnp.float64
@@ -253,15 +255,16 @@ def test_models_pass_remat_through(kind, key):
 
 
 def test_config_remat_parses_and_reaches_the_rollout(monkeypatch):
-    base = config_lib.load("adding_lstm", smoke=True)
+    experiment = experiment_lib.load("adding_lstm")
+    base = experiment_lib.get_config(experiment, smoke=True)
     assert base.model.remat is None
-    assert config_lib.apply_overrides(base, ["model.remat=sqrt"]).model.remat == "sqrt"
-    cfg = config_lib.apply_overrides(base, ["model.remat=8"])
+    assert apply_overrides(base, ["model.remat=sqrt"]).model.remat == "sqrt"
+    cfg = apply_overrides(base, ["model.remat=8"])
     assert cfg.model.remat == 8
-    assert config_lib.from_dict(config_lib.to_dict(cfg)) == cfg
+    assert from_dict(to_dict(cfg), like=base) == cfg
     for bad in ("0", "-2", "log", "2.5", "true"):
-        with pytest.raises(config_lib.ConfigError, match=rf"model\.remat=.*{bad}.*positive int"):
-            config_lib.apply_overrides(base, [f"model.remat={bad}"])
+        with pytest.raises(ConfigError, match=rf"model\.remat=.*{bad}.*positive int"):
+            apply_overrides(base, [f"model.remat={bad}"])
 
     # The built model hands the setting to its rollout.
     seen = []
@@ -272,9 +275,12 @@ def test_config_remat_parses_and_reaches_the_rollout(monkeypatch):
 
     monkeypatch.setattr(jaxrnn.models.sequence, "scan", spy)
     for c in (cfg, base):
-        exp = loop.build(c)
-        xs = jax.ShapeDtypeStruct((2, c.task.length, exp.task.input_size), jnp.float32)
-        jax.eval_shape(exp.model.apply, exp.init_params(jax.random.key(0)), xs)
+        # The model the runner builds from the experiment file's get_model.
+        data = experiment_lib.get_data(experiment, c)
+        model = experiment_lib.get_model(experiment, c, data)
+        xs = data_lib.shapes(data, 2).inputs
+        assert xs.shape == (2, c.task.length, 2)
+        jax.eval_shape(model.apply, jax.eval_shape(model.init, jax.random.key(0)), xs)
     assert seen == [8, None]
 
 

@@ -1,10 +1,12 @@
 """The repository keeps its promises: README commands, CI script, citation, lint, quickstart."""
 
+import os
 import re
 import runpy
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jax
@@ -44,10 +46,57 @@ def test_readme_links_exist():
         assert (ROOT / link).exists(), link
 
 
+def _python_block(heading: str) -> str:
+    section = README[README.index(heading) :]
+    return re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+
+
 def test_readme_example_runs():
-    (example,) = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    example = _python_block("## 30-second example")
     # A fresh interpreter: the user's defaults, not the test suite's x64/strict settings.
     subprocess.run([sys.executable, "-c", example], check=True, cwd=ROOT, timeout=300)
+
+
+def test_built_in_experiments_run_by_name_from_an_installed_wheel(tmp_path):
+    """A wheel carries configs/ as jaxrnn.configs: `jaxrnn train adding_lstm` from anywhere."""
+    wheels, site, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # Built from a copy: setuptools writes build/ beside the sources.
+    skip = (".venv*", ".git", "build", "runs", "sweeps", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*skip))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, source],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("jaxrnn-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    shipped = {f"jaxrnn/configs/{p.name}" for p in (ROOT / "configs").glob("*.py")}
+    assert shipped <= names
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    # The installed copy comes first on the path (before this checkout's editable install),
+    # and the command runs from a folder with no configs/ in sight.
+    env = dict(os.environ, PYTHONPATH=str(site))
+    code = (
+        "import jaxrnn, sys\n"
+        "from jaxrnn.training import experiment\n"
+        "assert jaxrnn.__file__.startswith(sys.argv[1]), jaxrnn.__file__\n"
+        "print(experiment.resolve('adding_lstm'))\n"
+        "from jaxrnn.cli import main\n"
+        "sys.exit(main(['train', 'adding_lstm', '--smoke', '--no-progress', '--workdir', 'run']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(site)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines()[0] == str(site / "jaxrnn" / "configs" / "adding_lstm.py")
+    assert "test split at step" in out.stdout
 
 
 def test_citation_cff_is_valid():

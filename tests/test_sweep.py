@@ -1,15 +1,15 @@
-"""jaxrnn.sweep: spec parsing and its errors, grouping, vmapped members against separate
-``loop.train`` runs, per-member divergence, one compilation per group, and resume of a
-killed sweep (subprocesses of the ``jaxrnn`` command, as in tests/test_training.py).
+"""jaxrnn.sweep: spec parsing and its errors, grouping, lax.map against vmap, per-member
+divergence against solo runs (``jaxrnn.training.train``), and resume of a killed sweep
+(subprocesses of the ``jaxrnn`` command). Members against their solo runs, one
+compilation per group, and the summary: tests/test_experiments.py.
 """
 
+import hashlib
 import json
 import math
+import shutil
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import jax
@@ -17,11 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrnn import cli, sweep
+from jaxrnn import cli, sweep, training
 from jaxrnn.sweep import engine
-from jaxrnn.training import config as config_lib
-from jaxrnn.training import loop
+from jaxrnn.training import distributed, loop, rundir
+from jaxrnn.training import program as program_lib
 from jaxrnn.training.config import ConfigError
+from jaxrnn.training.optim import schedule
+
+# A member and its solo run agree to float32 rounding (README: "Sweeps").
+RTOL, ATOL = 1e-5, 1e-7
 
 TIMING = {"steps_per_s", "tokens_per_s"}
 
@@ -106,8 +110,14 @@ def test_get_sweep_in_the_config_file_and_flags_override_it_per_key(tmp_path):
             """
             from jaxrnn.training.config import Config, TrainConfig
 
+            from jaxrnn.training import load_experiment
+
+            adding = load_experiment("adding_lstm").module
+            get_data, get_model = adding.get_data, adding.get_model
+            get_objective = adding.get_objective
+
             def get_config(smoke=False):
-                return Config(name="mine", train=TrainConfig(steps=5))
+                return Config(name="mine", task=adding.Adding(), train=TrainConfig(steps=5))
 
             def get_sweep():
                 grid = {"optim.learning_rate": [1e-3, 1e-2], "optim.clip_norm": [None, 1.0]}
@@ -175,7 +185,7 @@ def test_get_sweep_in_the_config_file_and_flags_override_it_per_key(tmp_path):
         ),
         (
             dict(random=["model.cell=choice:gru,tree"], trials=8),
-            "model.cell='tree': expected one of 'lstm', 'gru', 'elman'",
+            "model.cell='tree': expected a registered cell, one of 'binary_tree_lstm'",
         ),
         (
             dict(random=["optim.learning_rate=uniform:0.1,1"]),
@@ -205,7 +215,7 @@ def test_every_spec_problem_is_one_config_error_naming_key_value_and_expectation
 
 
 def test_all_problems_are_reported_together_before_any_compute(monkeypatch):
-    monkeypatch.setattr(loop, "build", lambda cfg: pytest.fail("computed before validation"))
+    monkeypatch.setattr(loop, "build", lambda *a: pytest.fail("computed before validation"))
     text = _problems(grid=["optim.lr=1", "model.hidden_size=x"], seeds="3-1")
     assert "unknown key 'optim.lr'" in text
     assert "model.hidden_size='x': expected an integer" in text
@@ -241,121 +251,96 @@ def test_groups_split_on_shapes_and_structure_not_on_vmappable_values():
 
 
 def _final(result: dict) -> dict:
-    """The eval metrics of a result of ``run`` or ``loop.train``."""
-    return {k: v for k, v in result.items() if k not in ("status", "step")}
+    """The test metrics of a result of ``sweep.run`` or ``training.train``."""
+    skip = ("status", "step", "chosen_step", "baseline", "workdir")
+    return {k: v for k, v in result.items() if k not in skip}
 
 
 def _close(got, want, what):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6, err_msg=what)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL, err_msg=what)
 
 
 def _records(path: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in loop.read_log(path)]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rundir.read_log(path)]
 
 
 def _logs_close(got: list[dict], want: list[dict], what: str):
     assert [(r["kind"], r["step"]) for r in got] == [(r["kind"], r["step"]) for r in want], what
     for a, b in zip(got, want, strict=True):
         assert a.keys() == b.keys(), what
-        for key in a.keys() - {"kind"}:
+        for key in a.keys() - {"kind", "split"}:
             np.testing.assert_allclose(
-                a[key], b[key], rtol=2e-5, atol=2e-6, err_msg=f"{what} {key}"
+                a[key], b[key], rtol=RTOL, atol=ATOL, err_msg=f"{what} {key}"
             )
 
 
 @pytest.fixture(scope="module")
 def programs():
-    """Every Program ``run`` builds, to count their compilations."""
+    """Every Program a run builds, to count their compilations."""
     built = []
-    make = engine.make_program
+    make = program_lib.make_program
 
     def recording(*args):
         built.append(make(*args))
         return built[-1]
 
-    engine.make_program = recording
+    program_lib.make_program = recording
     yield built
-    engine.make_program = make
+    program_lib.make_program = make
 
 
-@standard_promotion
-def test_vmapped_members_equal_separate_runs_with_one_compilation(tmp_path, programs):
-    spec = _spec(
-        grid=["optim.learning_rate=3e-3,3e-2", "optim.clip_norm=0.05,1.0"],
-        seeds=2,
-        overrides=["train.log_every=5"],
-    )
-    programs.clear()
-    results = sweep.run(spec.base, spec.members, tmp_path / "sweep", progress=False, spec=spec)
-    assert len(programs) == 1 and programs[0].step._cache_size() == 1
-    assert programs[0].evaluate._cache_size() == 1
-    clipped = set()
-    for m in spec.members:
-        solo_dir = tmp_path / "solo" / m.id
-        solo = loop.train(m.config, solo_dir, progress=False)
-        assert results[m.id]["status"] == "finished" and results[m.id]["step"] == 20
-        assert results[m.id]["status"] == solo["status"] and results[m.id]["step"] == solo["step"]
-        assert _final(results[m.id]).keys() == _final(solo).keys()
-        _close(_final(results[m.id]), _final(solo), m.id)
-        _, _, solo_state = loop.final_params(solo_dir, m.config)
-        cfg, state = engine.final_state(tmp_path / "sweep", m.id)
-        assert cfg == m.config and int(state.step) == 20
-        _close(state.params, solo_state.params, m.id)
-        _close(state.opt_state, solo_state.opt_state, m.id)
-        member_dir = tmp_path / "sweep" / "members" / m.id
-        _logs_close(
-            _records(member_dir / "metrics.jsonl"), _records(solo_dir / "metrics.jsonl"), m.id
-        )
-        assert json.loads((member_dir / "config.json").read_text()) == config_lib.to_dict(m.config)
-        status = json.loads((member_dir / "status.json").read_text())
-        assert status["status"] == "finished" and status["final"] == _final(results[m.id])
-        clipped.add(any(r.get("clipped") for r in _records(member_dir / "metrics.jsonl")))
-    assert clipped == {True, False}  # the per-member clip bounds did differ in effect
-    described = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert [e["id"] for e in described["members"]] == [m.id for m in spec.members]
-    assert {e["group"] for e in described["members"]} == {"g000"}
-    assert described["grid"] == spec.grid and described["seeds"] == [0, 1]
-    assert described["versions"]["jax"] == jax.__version__
-    # Again: the finished sweep is reported, not re-run; a different one is refused.
-    assert sweep.run(spec.base, spec.members, tmp_path / "sweep", progress=False) == results
-    assert len(programs) == 1
-    other = _spec(grid=["optim.learning_rate=3e-3"])
-    with pytest.raises(ValueError, match="holds a different sweep"):
-        sweep.run(other.base, other.members, tmp_path / "sweep", progress=False)
+def _member(dir_, step=20):
+    return training.load_run(dir_, step=step).state.train
 
 
 @standard_promotion
 def test_members_mapped_within_a_block_equal_members_vmapped(monkeypatch):
     """CPU runs a block's members one after another (``lax.map``), other backends vmap
     them: the two programs give the same states and metrics, for one block or several."""
-    spec = _spec(grid=["optim.learning_rate=3e-3,3e-2"], seeds=2)
-    cfg = spec.members[0].config
-    data_keys = jnp.stack([loop.data_key(m.config) for m in spec.members])
-    eval_keys = jnp.stack([loop.eval_key(m.config) for m in spec.members])
+    spec = _spec(grid=["optim.learning_rate=3e-3,3e-2"], overrides=["model.cell=elman"])
+    configs = [m.config for m in spec.members]
+    group = loop.build(spec.experiment, configs)
+    data_keys = jnp.stack([program_lib.data_key(c) for c in configs])
+    sharding = distributed.member_sharding(len(configs))
+    validation = training.runs.eval_batches(group.data, "validation", 16, 1)[0]
 
     def three_steps():
-        program = engine.make_program(cfg)
-        state = engine.init_group(spec.members)
+        program = program_lib.make_program(
+            group.data,
+            group.objective,
+            group.optimizers[0],
+            schedule(configs[0].optim, 20),
+            configs[0],
+            sharding,
+        )
+        state = program_lib.stack(
+            [
+                program_lib.initial_state(c, model, group.objective, opt, np.inf)
+                for c, model, opt in zip(configs, group.models, group.optimizers, strict=True)
+            ],
+            [m.id for m in spec.members],
+        )
         for s in range(3):
             state, metrics = program.step(state, data_keys, s)
-        evals = program.evaluate(state.train.params, eval_keys, 0)
+        evals, _ = program.evaluate(state.train.params, (), validation)
         return state.train.params, state.train.opt_state, metrics, evals
 
     mapped = three_steps()  # this machine's backend is the CPU
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     vmapped = three_steps()
     _close(mapped, vmapped, "lax.map vs vmap within a block")
-    assert not np.allclose(mapped[2]["loss"][0], mapped[2]["loss"][2])  # members differ
+    assert not np.allclose(mapped[2]["loss"][0], mapped[2]["loss"][1])  # members differ
 
     # Two blocks (as on two devices), each looped, equal one vmap over all members.
-    def fn(tree, key, i):
+    def fn(pair, i):
+        tree, key = pair
         return {"y": jnp.tanh(tree["w"] @ tree["x"]) * i + jax.random.normal(key, (3,))}
 
     tree = {"w": jnp.arange(4 * 9.0).reshape(4, 3, 3), "x": jnp.ones((4, 3))}
     keys = jax.random.split(jax.random.key(0), 4)
-    looped = engine._over_members(2, loop_within=True)(fn, tree, keys, 2.0)
-    _close(looped, jax.vmap(lambda t, k: fn(t, k, 2.0))(tree, keys), "two blocks")
+    looped = program_lib.over_members(2, loop_within=True)(fn, (tree, keys), 2.0)
+    _close(looped, jax.vmap(lambda t, k: fn((t, k), 2.0))(tree, keys), "two blocks")
 
 
 @standard_promotion
@@ -363,66 +348,63 @@ def test_a_diverging_member_is_frozen_and_marked_while_the_others_go_on(tmp_path
     base = ["optim.name=sgd", "optim.clip_norm=none", "train.nonfinite=stop", "train.log_every=1"]
     spec = _spec(grid=["optim.learning_rate=1e30,0.05"], overrides=base)
     programs.clear()
-    results = sweep.run(spec.base, spec.members, tmp_path / "sweep", progress=False)
+    results = sweep.run(spec.experiment, spec.members, tmp_path / "sweep", progress=False)
     bad, good = spec.members
+
+    def alone(member, workdir, extra=()):
+        overrides = [*base, *(f"{k}={v}" for k, v in member.overrides.items()), *extra]
+        return training.train(
+            "adding_lstm", overrides, smoke=True, workdir=workdir, echo=lambda s: None
+        )
+
     # The diverging member alone: `jaxrnn train` stops at the same step.
-    with pytest.raises(loop.NonFiniteError):
-        loop.train(bad.config, tmp_path / "bad", progress=False)
-    stopped = json.loads((tmp_path / "bad" / "status.json").read_text())
+    stopped = alone(bad, tmp_path / "bad")
+    assert stopped["status"] == "diverged"
     assert results[bad.id]["status"] == "diverged" and results[bad.id]["step"] == stopped["step"]
-    member_dir = tmp_path / "sweep" / "members" / bad.id
+    member_dir = sweep.member_dir(tmp_path / "sweep", bad.id)
     assert json.loads((member_dir / "status.json").read_text())["status"] == "diverged"
     _logs_close(
-        _records(member_dir / "metrics.jsonl"), _records(tmp_path / "bad" / "metrics.jsonl"), "bad"
+        _records(member_dir / rundir.LOG)[:-1], _records(tmp_path / "bad" / rundir.LOG)[:-1], "bad"
     )
     # Frozen: its state is that of a run that stopped just before the non-finite step.
-    before = config_lib.apply_overrides(bad.config, [f"train.steps={stopped['step'] - 1}"])
-    loop.train(before, tmp_path / "before", progress=False)
-    _, _, want = loop.final_params(tmp_path / "before", before)
-    _, frozen = engine.final_state(tmp_path / "sweep", bad.id)
+    alone(bad, tmp_path / "before", [f"train.steps={stopped['step'] - 1}"])
+    frozen = training.load_run(member_dir, step=20).state.train
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(frozen.params))
-    _close(frozen.params, want.params, "frozen")
+    _close(frozen.params, _member(tmp_path / "before", stopped["step"] - 1).params, "frozen")
     assert int(frozen.step) == stopped["step"] - 1
     # The other member trained all its steps, as alone.
-    solo = loop.train(good.config, tmp_path / "good", progress=False)
+    solo = alone(good, tmp_path / "good")
     assert results[good.id]["status"] == "finished" and results[good.id]["step"] == 20
     assert _final(results[good.id]).keys() == _final(solo).keys()
     _close(_final(results[good.id]), _final(solo), "good")
-    _, _, solo_state = loop.final_params(tmp_path / "good", good.config)
-    _close(engine.final_state(tmp_path / "sweep", good.id)[1].params, solo_state.params, "good")
+    _close(
+        _member(sweep.member_dir(tmp_path / "sweep", good.id)).params,
+        _member(tmp_path / "good").params,
+        "good",
+    )
     assert programs[0].step._cache_size() == 1
 
 
-# --- the command, kill and resume ---------------------------------------------------------
+# --- interruption and resume ------------------------------------------------------------
 
-SWEEP = [sys.executable, "-m", "jaxrnn.cli", "sweep", "adding_lstm", "--smoke", "--no-progress"]
-# Two groups (hidden sizes) of two seeds; long enough to be killed in the second group.
-RESUMABLE = [
-    "--grid", "model.hidden_size=4,6", "--seeds", "2",
-    "train.steps=200", "train.checkpoint_every=10", "train.eval_every=50",
-]  # fmt: skip
+# Two groups (hidden sizes) of two seeds.
+RESUMABLE = dict(
+    grid=["model.hidden_size=4,6"],
+    seeds=2,
+    overrides=["train.steps=40", "train.checkpoint_every=10", "train.eval_every=20"],
+)
 
 
-def _params_digests(*sweep_dirs: Path) -> list[str]:
-    """Per sweep directory and member, step and sha256 of the params (a fresh interpreter:
-    the test process enables x64)."""
-    code = (
-        "import hashlib, json, sys, jax, numpy as np\n"
-        "from jaxrnn.sweep import engine\n"
-        "for d in sys.argv[1:]:\n"
-        "    for e in json.load(open(d + '/sweep.json'))['members']:\n"
-        "        cfg, state = engine.final_state(d, e['id'])\n"
-        "        h = hashlib.sha256()\n"
-        "        [h.update(np.asarray(x).tobytes()) for x in jax.tree.leaves(state.params)]\n"
-        "        print(e['id'], int(state.step), h.hexdigest())\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, sweep_dirs)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.splitlines()
+def _params_digests(sweep_dir: Path) -> list[str]:
+    """Per member: id, step and sha256 of the final params."""
+    out = []
+    for e in json.loads((sweep_dir / "sweep.json").read_text())["members"]:
+        state = training.load_run(sweep.member_dir(sweep_dir, e["id"]), step=40).state.train
+        h = hashlib.sha256()
+        for x in jax.tree.leaves(state.params):
+            h.update(np.asarray(x).tobytes())
+        out.append(f"{e['id']} {int(state.step)} {h.hexdigest()}")
+    return out
 
 
 def _snapshot(root: Path) -> dict:
@@ -433,46 +415,49 @@ def _snapshot(root: Path) -> dict:
     }
 
 
-def test_killed_sweep_resumes_to_the_uninterrupted_result_without_rerunning_finished_groups(
-    tmp_path,
+class _StopInSecondGroup(loop.Stop):
+    """As if SIGTERM arrived at step 15 of the second group: the engine reads ``signum``
+    once per group, the loop once per step (40 steps a group)."""
+
+    def __init__(self):
+        self.reads = 0
+
+    @property
+    def signum(self):
+        self.reads += 1
+        return signal.SIGTERM if self.reads >= 1 + 40 + 1 + 15 else None
+
+
+@standard_promotion
+def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result_without_rerunning_groups(
+    tmp_path, monkeypatch
 ):
-    reference = tmp_path / "reference"
-    subprocess.run([*SWEEP, *RESUMABLE, "--sweep-dir", reference], check=True, capture_output=True)
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [*SWEEP, *RESUMABLE, "--sweep-dir", killed],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 300
-    second = killed / "groups" / "g001" / "checkpoints"
-    while not (second.exists() and any(p.name.isdigit() for p in second.iterdir())):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no checkpoint of the second group appeared"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (
-        json.loads((killed / "members" / "m002" / "status.json").read_text())["status"] == "running"
-    )
-    finished = {
-        name: _snapshot(killed / name) for name in ("groups/g000", "members/m000", "members/m001")
-    }
-    out = subprocess.run(
-        [*SWEEP, *RESUMABLE, "--sweep-dir", killed], check=True, capture_output=True, text=True
-    )
-    assert "group g001: resuming 2 members from step" in out.stdout
-    assert "group g000" not in out.stdout
+    spec = _spec(**RESUMABLE)
+    quiet = dict(progress=False, echo=lambda s: None)
+    reference = sweep.run(spec.experiment, spec.members, tmp_path / "reference", **quiet)
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        m.setattr(engine, "Stop", _StopInSecondGroup)
+        results = sweep.run(spec.experiment, spec.members, cut, **quiet)
+    assert [results[i]["status"] for i in ("m000", "m001")] == ["finished"] * 2
+    assert [(results[i]["status"], results[i]["step"]) for i in ("m002", "m003")] == [
+        ("interrupted", 15)
+    ] * 2
+    # A kill between the two members' saves leaves them at different latest steps:
+    # the group resumes from the latest step that both hold.
+    shutil.rmtree(sweep.member_dir(cut, "m003") / "checkpoints" / "15")
+    finished = {name: _snapshot(cut / name) for name in ("members/m000", "members/m001")}
+    messages = []
+    again = sweep.run(spec.experiment, spec.members, cut, progress=False, echo=messages.append)
+    assert any("resuming m002, m003 from step 10" in msg for msg in messages), messages
+    assert not any("m000" in msg for msg in messages)
     for name, snapshot in finished.items():
-        assert _snapshot(killed / name) == snapshot, name  # not re-run: untouched
-    digests = _params_digests(killed, reference)
-    assert len(digests) == 8 and digests[:4] == digests[4:]
+        assert _snapshot(cut / name) == snapshot, name  # not re-run: untouched
+    assert again == reference
+    assert _params_digests(cut) == _params_digests(tmp_path / "reference")
     for member_id in ("m000", "m001", "m002", "m003"):
-        log = Path("members") / member_id / "metrics.jsonl"
-        assert _records(killed / log) == _records(reference / log)
-        status = json.loads((killed / "members" / member_id / "status.json").read_text())
-        assert status == json.loads((reference / "members" / member_id / "status.json").read_text())
-    assert (killed / "summary.md").is_file()
+        log = Path("members") / member_id / rundir.LOG
+        assert _records(cut / log) == _records(tmp_path / "reference" / log)
 
 
 @standard_promotion

@@ -1,10 +1,12 @@
 """Sweep results for papers: summary tables, plots and the BibTeX of ``jaxrnn cite``.
 
 The sweep directories here are written by the test in the layout the engine
-writes (``sweep.json``, ``members/<id>/{config.json, metrics.jsonl, status.json}``)
-with known logs; every number of the summary is recomputed independently from
-those logs with NumPy. The BibTeX is checked against ``CITATION.cff`` read with
-PyYAML and against ``cffconvert``'s own conversion of it.
+writes (``sweep.json``, ``members/<id>/`` run directories with ``config.json``,
+``metrics.jsonl``: validation ``"eval"`` records and one ``"test"`` record at the
+chosen checkpoint, and ``status.json``: ``"final"`` (those test metrics) and the
+metrics' ``"directions"``) with known logs; every number of the summary is
+recomputed independently from those logs with NumPy. The BibTeX is checked against
+``CITATION.cff`` read with PyYAML and against ``cffconvert``'s own conversion of it.
 """
 
 import csv
@@ -12,6 +14,7 @@ import io
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +23,12 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxrnn import cite
 from jaxrnn.cli import main
 from jaxrnn.sweep import plots
 from jaxrnn.sweep import summary as summary_lib
+from jaxrnn.training import cite, rundir
 from jaxrnn.training import config as config_lib
-from jaxrnn.training import loop
+from jaxrnn.training import experiment as experiment_lib
 
 ROOT = Path(__file__).resolve().parent.parent
 LRS = (1e-3, 3e-2)
@@ -34,14 +37,22 @@ SEEDS = (0, 1, 2)
 EVAL_STEPS = (10, 20, 30)
 DIVERGED = "m004"  # second setting, seed 1
 VERSIONS = {"jaxrnn": "0.1.0", "jax": "9.9.9", "python": "3.11.0", "git_commit": "abc123"}
+DIRECTIONS = {"loss": "min", "accuracy": "max"}
+ADDING = experiment_lib.load("adding_lstm")
 
 
-def _member_ids():
-    return [f"m{i:03d}" for i in range(len(LRS) * len(SEEDS))]
+def _read_log(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
 
 
-def write_sweep(root: Path, best_metric: str = "loss") -> Path:
-    """2 settings x 3 seeds with known eval logs; ``m004`` diverges at step 20.
+def write_sweep(root: Path, best_metric: str = "loss", directions: dict = DIRECTIONS) -> Path:
+    """2 settings x 3 seeds with known logs; ``m004`` diverges at step 20.
+
+    Each member logs validation ("eval") records at ``EVAL_STEPS`` and one "test"
+    record at its chosen step (the best validation ``best_metric`` in its recorded
+    direction), whose metrics are also ``status.json``'s ``"final"``, as the engine
+    writes them. The diverged member's test metrics (at its chosen step, before the
+    divergence) are finite: only its status keeps it out of the statistics.
 
     The low-lr setting has the lower loss *and* the lower accuracy, so minimising
     the loss and maximising the accuracy pick different settings.
@@ -52,33 +63,58 @@ def write_sweep(root: Path, best_metric: str = "loss") -> Path:
         for seed in SEEDS:
             mid = f"m{len(entries):03d}"
             overrides = {"optim.learning_rate": lr, "optim.clip_norm": clip, "seed": seed}
-            entries.append({"id": mid, "overrides": overrides, "config_hash": "x", "group": "g0"})
-            cfg = config_lib.apply_overrides(
-                config_lib.Config(),
+            cfg = experiment_lib.get_config(
+                ADDING,
                 [f"{k}={v}" for k, v in overrides.items()] + [f"train.best_metric={best_metric}"],
+                smoke=True,
+            )
+            entries.append(
+                {
+                    "id": mid,
+                    "overrides": overrides,
+                    "config_hash": config_lib.config_hash(cfg),
+                    "group": "g000",
+                }
             )
             d = root / "members" / mid
             d.mkdir(parents=True)
             (d / "config.json").write_text(json.dumps(config_lib.to_dict(cfg)))
-            lines = []
+            lines, evals = [], []
             for step in EVAL_STEPS:
                 loss = (0.1 + 0.2 * i) / step + 0.01 * rng.random()
                 accuracy = 0.3 + 0.4 * i + 0.1 * rng.random() + step / 1000
-                if mid == DIVERGED and step >= 20:
-                    loss, accuracy = float("nan"), float("nan")
+                if mid == DIVERGED and step >= 20:  # frozen: no more evaluations
+                    lines.append({"kind": "train", "step": step, "loss": float("nan")})
+                    break
                 lines.append({"kind": "train", "step": step, "loss": 2 * loss})
-                record = {"kind": "eval", "step": step, "loss": loss, "accuracy": accuracy}
-                lines.append({**record, "baseline_loss": 0.167})
+                record = {"kind": "eval", "split": "validation", "step": step}
+                evals.append({**record, "loss": loss, "accuracy": accuracy})
+                lines.append(evals[-1])
+            sign = 1.0 if directions[best_metric] == "min" else -1.0
+            chosen = min(evals, key=lambda r: sign * r[best_metric])
+            # The test split, scored once at the chosen step: near, not equal to, validation.
+            test = {
+                "loss": chosen["loss"] * (1.0 + 0.2 * rng.random()),
+                "accuracy": chosen["accuracy"] - 0.05 * rng.random(),
+            }
+            lines.append({"kind": "test", "step": chosen["step"], **test})
             (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-            final = {k: v for k, v in lines[-1].items() if k not in ("kind", "step")}
-            status = "diverged" if mid == DIVERGED else "finished"
-            (d / "status.json").write_text(
-                json.dumps({"status": status, "step": 30, "final": final})
-            )
+            status = {
+                "status": "diverged" if mid == DIVERGED else "finished",
+                "step": 20 if mid == DIVERGED else EVAL_STEPS[-1],
+                "chosen_step": chosen["step"],
+                "final": test,
+                "baseline": {"name": "the training mean", "loss": 0.167},
+                "directions": directions,
+                "best_validation": {best_metric: chosen[best_metric]},
+            }
+            (d / "status.json").write_text(json.dumps(status))
     spec = {
         "config": "adding_lstm",
+        "experiment": rundir.identity(ADDING),
+        "schema_version": rundir.SCHEMA_VERSION,
         "base_overrides": [],
-        "grid": {"optim.learning_rate": list(LRS)},
+        "grid": {"optim.learning_rate": [repr(lr) for lr in LRS]},
         "random": {},
         "trials": 0,
         "seeds": list(SEEDS),
@@ -90,16 +126,15 @@ def write_sweep(root: Path, best_metric: str = "loss") -> Path:
 
 
 def oracle(root: Path, metric: str) -> dict:
-    """Per learning rate: NumPy mean/std(ddof=1)/min/max/n of the last logged eval value."""
+    """Per learning rate: NumPy mean/std(ddof=1)/min/max/n of the logged test value."""
     spec = json.loads((root / "sweep.json").read_text())
     values: dict = {}
     for e in spec["members"]:
         d = root / "members" / e["id"]
         if json.loads((d / "status.json").read_text())["status"] != "finished":
             continue
-        evals = [json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines()]
-        last = [r for r in evals if r["kind"] == "eval"][-1]
-        values.setdefault(e["overrides"]["optim.learning_rate"], []).append(last[metric])
+        (test,) = [r for r in _read_log(d / "metrics.jsonl") if r["kind"] == "test"]
+        values.setdefault(e["overrides"]["optim.learning_rate"], []).append(test[metric])
     return {
         lr: (np.mean(v), np.std(v, ddof=1), np.min(v), np.max(v), len(v))
         for lr, v in values.items()
@@ -115,7 +150,8 @@ def sweep(tmp_path_factory):
 def test_summary_numbers_equal_numpy_recomputation(sweep):
     root, s = sweep
     assert s.swept == ("optim.learning_rate", "optim.clip_norm")
-    assert s.metrics == ("loss", "accuracy")  # best_metric first; baseline_loss is no result
+    # best_metric first; the baseline (status.json's "baseline") is no result.
+    assert s.metrics == ("loss", "accuracy")
     assert [st.overrides["optim.learning_rate"] for st in s.settings] == list(LRS)
     for metric in ("loss", "accuracy"):
         expected = oracle(root, metric)
@@ -131,14 +167,35 @@ def test_summary_numbers_equal_numpy_recomputation(sweep):
     assert s.settings[1].seeds == SEEDS
 
 
+def test_summary_reports_the_test_split_not_the_last_validation(sweep):
+    root, s = sweep
+    for m in s.members:
+        records = _read_log(root / "members" / m.id / "metrics.jsonl")
+        (test,) = [r for r in records if r["kind"] == "test"]
+        last_validation = [r for r in records if r["kind"] == "eval"][-1]
+        assert m.final == {k: test[k] for k in ("loss", "accuracy")}
+        assert m.final["loss"] != last_validation["loss"]
+        # The learning curves are the validation records, in step order.
+        assert m.evals == [r for r in records if r["kind"] == "eval"]
+
+
 def test_best_setting_minimises_loss_and_maximises_accuracy(sweep, tmp_path):
     _, s = sweep
     assert (s.best_metric, s.best_mode) == ("loss", "min")
     means = [st.stats["loss"].mean for st in s.settings]
     assert s.best == int(np.argmin(means)) == 0
-    acc = summary_lib.read(write_sweep(tmp_path, best_metric="accuracy"))
+    acc = summary_lib.read(write_sweep(tmp_path / "acc", best_metric="accuracy"))
     assert (acc.best_metric, acc.best_mode, acc.metrics[0]) == ("accuracy", "max", "accuracy")
     assert acc.best == int(np.argmax([st.stats["accuracy"].mean for st in acc.settings])) == 1
+
+
+def test_best_direction_is_the_one_recorded_in_status_json(tmp_path):
+    # Not guessed from the metric's name: an objective declaring "accuracy" a metric
+    # to minimise gets the setting of lowest mean accuracy.
+    flipped = {"loss": "min", "accuracy": "min"}
+    s = summary_lib.read(write_sweep(tmp_path, best_metric="accuracy", directions=flipped))
+    assert (s.best_metric, s.best_mode) == ("accuracy", "min")
+    assert s.best == int(np.argmin([st.stats["accuracy"].mean for st in s.settings])) == 0
 
 
 def test_csv_parses_back_to_the_same_numbers(sweep):
@@ -224,16 +281,18 @@ def test_unstarted_and_killed_members_are_counted_not_averaged(tmp_path):
 
     root = write_sweep(tmp_path)
     shutil.rmtree(root / "members" / "m000")  # its group never started
+    # m001 was killed before its test: its log ends with a line cut by the kill.
     log = root / "members" / "m001" / "metrics.jsonl"
-    log.write_text(log.read_text() + '{"kind": "eval", "st')  # a line cut by a kill
+    kept = [ln for ln in log.read_text().splitlines() if json.loads(ln)["kind"] != "test"]
+    log.write_text("".join(ln + "\n" for ln in kept) + '{"kind": "eval", "st')
     status = root / "members" / "m001" / "status.json"
     status.write_text(json.dumps({"status": "interrupted", "step": 30}))
     s = summary_lib.read(root)
     first = s.settings[0]
     assert [m.status for m in s.members[:3]] == ["pending", "interrupted", "finished"]
     assert (first.n_finished, first.n_diverged, len(first.members)) == (1, 0, 3)
-    lines = (root / "members" / "m002" / "metrics.jsonl").read_text().splitlines()
-    expected = [json.loads(ln) for ln in lines][-1]["loss"]  # the one finished seed
+    records = _read_log(root / "members" / "m002" / "metrics.jsonl")
+    (expected,) = [r["loss"] for r in records if r["kind"] == "test"]  # the one finished seed
     loss = first.stats["loss"]
     assert (loss.mean, loss.min, loss.max, loss.n) == (expected, expected, expected, 1)
     assert math.isnan(loss.std)
@@ -273,6 +332,7 @@ def parse_bibtex(text: str) -> tuple[str, str, dict[str, str]]:
 
 
 def test_bibtex_matches_citation_cff_and_cffconvert():
+    assert cite.CFF_PATH == ROOT / "CITATION.cff"  # a source checkout reads its own file
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     ref = cff["preferred-citation"]
     kind, key, fields = parse_bibtex(cite.bibtex(versions=VERSIONS))
@@ -308,6 +368,17 @@ def test_bibtex_comment_lists_the_versions():
     ).stdout.strip()
     if commit:
         assert f"git commit {commit}" in versions
+    # What the comment shows by default: cite.current_versions(), as run manifests record.
+    current = cite.current_versions()
+    assert text == cite.bibtex(versions=current)
+    assert (current["jax"], current["jaxlib"], current["flax"], current["optax"]) == (
+        jax.__version__,
+        jaxlib.__version__,
+        flax.__version__,
+        optax.__version__,
+    )
+    assert current["git_commit"] == (commit or None)
+    assert current["device_count"] == len(jax.devices())
 
 
 def test_bibtex_preferred_article_and_people():
@@ -365,11 +436,60 @@ def test_cli_cite_prints_the_bibtex(capsys, tmp_path):
     assert main(["cite", "--cff", str(tmp_path / "nope.cff")]) == 2
 
 
+def _entries(text: str) -> list[str]:
+    """The BibTeX entries of ``text``, each from its ``@`` to its closing brace."""
+    starts = [m.start() for m in re.finditer(r"^@", text, flags=re.M)]
+    return [text[a:b].rstrip() for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def _check_run_citation(directory: Path, data_bibtex: str | None) -> None:
+    """``CITATION.bib`` = jaxrnn's BibTeX with the run's manifest versions, then the data set's."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    versions = cite.current_versions()  # this process's, as cite collects them
+    assert {key: manifest[key] for key in cite.VERSION_KEYS} == {
+        key: versions[key] for key in cite.VERSION_KEYS
+    }
+    bib = (directory / "CITATION.bib").read_text()
+    ours = cite.bibtex(versions=manifest)
+    assert bib.startswith(ours)
+    if data_bibtex is None:
+        assert bib == ours
+        return
+    entries = _entries(bib)
+    assert len(entries) == 2 and parse_bibtex(entries[0])[1] == "jaxrnn"
+    assert parse_bibtex(entries[1]) == parse_bibtex(data_bibtex)  # the data set's, last
+    assert bib.rstrip().endswith(data_bibtex.strip())
+    tail = bib[len(ours) :]
+    assert [ln for ln in tail.splitlines() if ln.startswith("%")]  # introduced by a comment
+    assert all("@" not in ln for ln in tail.splitlines() if ln.startswith("%"))
+
+
 def test_sweep_and_train_dirs_hold_citation_bib(sweep, tmp_path):
     root, _ = sweep
     bib = (root / "CITATION.bib").read_text()
     assert "jax 9.9.9" in bib and "git commit abc123" in bib  # the sweep's own versions
     assert parse_bibtex(bib)[2] == parse_bibtex(cite.bibtex())[2]
-    loop._prepare_workdir(config_lib.Config(), tmp_path / "run")
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert (tmp_path / "run" / "CITATION.bib").read_text() == cite.bibtex(versions=manifest)
+    # A run of an experiment without CITATION: jaxrnn's entry alone (what the runner
+    # writes into every run directory, a sweep member's included, before its first step).
+    config = experiment_lib.get_config(ADDING, smoke=True)
+    rundir.prepare(tmp_path / "run", config, ADDING, experiment_lib.citation(ADDING))
+    assert experiment_lib.citation(ADDING) is None
+    _check_run_citation(tmp_path / "run", None)
+
+
+def test_a_run_cites_the_data_set_its_experiment_declares(sweep, tmp_path):
+    digits = experiment_lib.load("digits_lstm")
+    data_bibtex = experiment_lib.citation(digits)
+    assert parse_bibtex(data_bibtex)[:2] == ("misc", "alpaydin1998digits")
+    config = experiment_lib.get_config(digits, smoke=True)
+    rundir.prepare(tmp_path / "run", config, digits, data_bibtex)
+    _check_run_citation(tmp_path / "run", data_bibtex)
+    # A sweep's own CITATION.bib cites the data set too: the engine records it in sweep.json.
+    root = tmp_path / "sweep"
+    shutil.copytree(sweep[0], root)
+    described = json.loads((root / "sweep.json").read_text())
+    (root / "sweep.json").write_text(json.dumps({**described, "citation": data_bibtex}))
+    summary_lib.summarize(root, plots=False)
+    bib = (root / "CITATION.bib").read_text()
+    assert bib.startswith(cite.bibtex(versions=described["versions"]))
+    assert bib.rstrip().endswith(data_bibtex.strip())

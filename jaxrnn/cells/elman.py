@@ -17,18 +17,33 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import fused, initializers
-from jaxrnn.cell import Cell, activation_fn, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.cells import initializers, registry
+from jaxrnn.cells.base import Cell, activation_fn, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.rollout import fused
 
 
 class ElmanParams(NamedTuple):
-    W_xh: jax.Array  # [I, H]
-    W_hh: jax.Array  # [H, H]
-    b: jax.Array  # [H]
+    """The Elman network's weights (Elman 1990): ``h_t = f(x_t W_xh + h_{t-1} W_hh + b)``.
+
+    Attributes:
+      W_xh: ``[I, H]``, the input weights.
+      W_hh: ``[H, H]``, the recurrent weights.
+      b: ``[H]``, the bias.
+    """
+
+    W_xh: jax.Array
+    W_hh: jax.Array
+    b: jax.Array
 
 
 class ElmanCarry(NamedTuple):
-    h: jax.Array  # [*batch, H]
+    """The Elman network's state between steps (Elman 1990).
+
+    Attributes:
+      h: ``[*batch, H]``, the hidden state (also the output ``y_t``).
+    """
+
+    h: jax.Array
 
 
 def elman(
@@ -77,3 +92,17 @@ def elman(
         return ElmanCarry(h), h
 
     return Cell(init, initial_carry, apply, fused.elman_rollout(activation))
+
+
+@registry.register("elman")
+def from_settings(
+    hidden_size: int,
+    *,
+    activation: str = "tanh",
+    recurrent_init: str = "orthogonal",
+    identity_scale: float = 1.0,
+) -> Cell:
+    """The Elman cell a config names (``model.cell="elman"``), with ``W_hh`` initialised
+    by :func:`jaxrnn.initializers.recurrent` (``"identity"`` with ReLU: the IRNN)."""
+    init = initializers.recurrent(recurrent_init, identity_scale)
+    return elman(hidden_size, activation=activation, recurrent_init=init)

@@ -27,26 +27,51 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import fused, initializers
-from jaxrnn import layer_norm as ln
-from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.cells import initializers, registry
+from jaxrnn.cells import layer_norm as ln
+from jaxrnn.cells.base import Cell, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.rollout import fused
 
 
 class GRULayerNorm(NamedTuple):
-    x: ln.LayerNormParams  # over x W_xh, [3H]
-    h: ln.LayerNormParams  # over h W_hh, [3H]
+    """The GRU's layer norms (Ba et al. 2016), over its two projections before the gates.
+
+    Attributes:
+      x: over ``x_t W_xh``; gain and bias ``[3H]``.
+      h: over ``h_{t-1} W_hh``; gain and bias ``[3H]``.
+    """
+
+    x: ln.LayerNormParams
+    h: ln.LayerNormParams
 
 
 class GRUParams(NamedTuple):
-    W_xh: jax.Array  # [I, 3H]
-    W_hh: jax.Array  # [H, 3H]
-    b: jax.Array  # [3H]
-    b_hn: jax.Array | None  # [H], reset_after only
+    """The GRU's weights (Cho et al. 2014), gate blocks fused in the order (r, z, n).
+
+    Attributes:
+      W_xh: ``[I, 3H]``, the input weights.
+      W_hh: ``[H, 3H]``, the recurrent weights.
+      b: ``[3H]``, the bias, added to ``x_t W_xh``.
+      b_hn: ``[H]``, the candidate's recurrent bias inside the reset gate
+        (``reset_after=True``); None with ``reset_after=False``.
+      layer_norm: a :class:`GRULayerNorm` with ``layer_norm=True``; else None.
+    """
+
+    W_xh: jax.Array
+    W_hh: jax.Array
+    b: jax.Array
+    b_hn: jax.Array | None
     layer_norm: GRULayerNorm | None = None
 
 
 class GRUCarry(NamedTuple):
-    h: jax.Array  # [*batch, H]
+    """The GRU's state between steps (Cho et al. 2014).
+
+    Attributes:
+      h: ``[*batch, H]``, the hidden state (also the output ``y_t``).
+    """
+
+    h: jax.Array
 
 
 def gru(
@@ -121,3 +146,24 @@ def gru(
     # The fused rollout (hand-derived BPTT) covers the cuDNN form without layer norm.
     rollout = fused.gru_rollout(H) if reset_after and not layer_norm else None
     return Cell(init, initial_carry, apply, rollout)
+
+
+@registry.register("gru")
+def from_settings(
+    hidden_size: int,
+    *,
+    layer_norm: bool = False,
+    recurrent_init: str = "orthogonal",
+    identity_scale: float = 1.0,
+    chrono_t_max: float | None = None,
+) -> Cell:
+    """The GRU a config names (``model.cell="gru"``): reset-after (cuDNN) form, ``W_hh``
+    initialised per gate (:func:`jaxrnn.initializers.recurrent`), gate biases zero or
+    chrono-initialised for dependencies up to ``chrono_t_max`` steps (Tallec & Ollivier 2018)."""
+    bias = initializers.chrono_gru_bias(chrono_t_max) if chrono_t_max else initializers.zeros
+    return gru(
+        hidden_size,
+        layer_norm=layer_norm,
+        recurrent_init=initializers.recurrent(recurrent_init, identity_scale, gates=3),
+        bias_init=bias,
+    )

@@ -31,35 +31,70 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import fused, initializers
-from jaxrnn import layer_norm as ln
-from jaxrnn.cell import Cell, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.cells import initializers, registry
+from jaxrnn.cells import layer_norm as ln
+from jaxrnn.cells.base import Cell, carry_dtype, check_input, check_positive, matmul
+from jaxrnn.rollout import fused
 
 
 class LSTMPeephole(NamedTuple):
-    w_ci: jax.Array  # [H]
-    w_cf: jax.Array  # [H]
-    w_co: jax.Array  # [H]
+    """The LSTM's diagonal peephole weights, cell state to gates (Gers & Schmidhuber 2000).
+
+    Attributes:
+      w_ci: ``[H]``, from ``c_{t-1}`` into the input gate.
+      w_cf: ``[H]``, from ``c_{t-1}`` into the forget gate.
+      w_co: ``[H]``, from ``c_t`` into the output gate.
+    """
+
+    w_ci: jax.Array
+    w_cf: jax.Array
+    w_co: jax.Array
 
 
 class LSTMLayerNorm(NamedTuple):
-    x: ln.LayerNormParams  # over x W_xh, [4H]
-    h: ln.LayerNormParams  # over h W_hh, [4H]
-    c: ln.LayerNormParams  # over c_t, [H]
+    """The layer-normalised LSTM's layer norms (Ba et al. 2016, Eq. 20-22).
+
+    Attributes:
+      x: over ``x_t W_xh``; gain and bias ``[4H]``.
+      h: over ``h_{t-1} W_hh``; gain and bias ``[4H]``.
+      c: over ``c_t``, before the output's ``tanh``; gain and bias ``[H]``.
+    """
+
+    x: ln.LayerNormParams
+    h: ln.LayerNormParams
+    c: ln.LayerNormParams
 
 
 class LSTMParams(NamedTuple):
-    W_xh: jax.Array  # [I, 4H]
-    W_hh: jax.Array  # [P, 4H]
-    b: jax.Array  # [4H]
+    """The LSTM's weights (Hochreiter & Schmidhuber 1997), gates fused in order (i, f, g, o).
+
+    Attributes:
+      W_xh: ``[I, 4H]``, the input weights.
+      W_hh: ``[P, 4H]``, the recurrent weights (``P = projection_size`` or ``H``).
+      b: ``[4H]``, the gate biases.
+      peephole: an :class:`LSTMPeephole` with ``peephole=True``; else None.
+      W_hr: ``[H, P]``, the LSTMP projection (Sak et al. 2014); None without one.
+      layer_norm: an :class:`LSTMLayerNorm` with ``layer_norm=True``; else None.
+    """
+
+    W_xh: jax.Array
+    W_hh: jax.Array
+    b: jax.Array
     peephole: LSTMPeephole | None = None
-    W_hr: jax.Array | None = None  # [H, P]
+    W_hr: jax.Array | None = None
     layer_norm: LSTMLayerNorm | None = None
 
 
 class LSTMCarry(NamedTuple):
-    h: jax.Array  # [*batch, P] hidden state (the output)
-    c: jax.Array  # [*batch, H] cell state
+    """The LSTM's state between steps (Hochreiter & Schmidhuber 1997).
+
+    Attributes:
+      h: ``[*batch, P]``, the output (``P = projection_size`` or ``H``).
+      c: ``[*batch, H]``, the cell state.
+    """
+
+    h: jax.Array
+    c: jax.Array
 
 
 def lstm(
@@ -156,3 +191,26 @@ def lstm(
     # The fused rollout (hand-derived BPTT) covers the plain LSTM only.
     plain = not (peephole or projection_size or layer_norm)
     return Cell(init, initial_carry, apply, fused.lstm_rollout(H) if plain else None)
+
+
+@registry.register("lstm")
+def from_settings(
+    hidden_size: int,
+    *,
+    forget_bias: float = 1.0,
+    layer_norm: bool = False,
+    recurrent_init: str = "orthogonal",
+    identity_scale: float = 1.0,
+    chrono_t_max: float | None = None,
+) -> Cell:
+    """The LSTM a config names (``model.cell="lstm"``): ``W_hh`` initialised per gate
+    (:func:`jaxrnn.initializers.recurrent`), forget-gate bias ``forget_bias`` or, with
+    ``chrono_t_max``, chrono initialisation (Tallec & Ollivier 2018)."""
+    bias = initializers.chrono_lstm_bias(chrono_t_max) if chrono_t_max else None
+    return lstm(
+        hidden_size,
+        forget_bias=forget_bias,
+        layer_norm=layer_norm,
+        recurrent_init=initializers.recurrent(recurrent_init, identity_scale, gates=4),
+        bias_init=bias,
+    )

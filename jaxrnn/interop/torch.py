@@ -56,12 +56,18 @@ from collections import OrderedDict
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.cell import check_positive
+from jaxrnn.cells.base import check_positive
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
-from jaxrnn.layer import BidirectionalCarry, BidirectionalParams, bidirectional, rnn, stack_layers
-from jaxrnn.stack import StackParams
+from jaxrnn.combinators.layer import (
+    BidirectionalCarry,
+    BidirectionalParams,
+    bidirectional,
+    rnn,
+    stack_layers,
+)
+from jaxrnn.combinators.stack import StackParams
 
 # Gates per mode; PyTorch's ``RNNBase.mode`` values.
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}

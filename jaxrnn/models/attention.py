@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
-from jaxrnn.cell import check_positive
+from jaxrnn.cells import initializers
+from jaxrnn.cells.base import check_positive
 
 Array = jax.Array
 
@@ -42,13 +42,27 @@ class Attention(NamedTuple):
 
 
 class AdditiveParams(NamedTuple):
-    W_a: Array  # [Dq, A]: the query (decoder state) map
-    U_a: Array  # [Dk, A]: the key (annotation) map
-    v_a: Array  # [A]
+    """Additive attention's params (Bahdanau et al. 2015): ``score = v_aᵀ tanh(W_aᵀ q + U_aᵀ k)``.
+
+    Attributes:
+      W_a: ``[Dq, A]``, the map of the query (the decoder state).
+      U_a: ``[Dk, A]``, the map of the keys (the annotations).
+      v_a: ``[A]``, the score's output vector.
+    """
+
+    W_a: Array
+    U_a: Array
+    v_a: Array
 
 
 class GeneralParams(NamedTuple):
-    W_a: Array  # [Dq, Dk]
+    """General (bilinear) attention's params (Luong et al. 2015): ``score = qᵀ W_a k``.
+
+    Attributes:
+      W_a: ``[Dq, Dk]``.
+    """
+
+    W_a: Array
 
 
 def masked_softmax(scores: Array, mask: Array | None) -> Array:

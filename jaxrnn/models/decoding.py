@@ -25,10 +25,22 @@ Array = jax.Array
 
 
 class Decoded(NamedTuple):
-    tokens: Array  # [B, L] ([B, K, L] for beam search, best beam first); pad after eos
-    lengths: Array  # [B] ([B, K]): tokens up to and including eos
-    scores: Array  # [B] ([B, K]): sum of log p(token) (beam: divided by the length penalty)
-    weights: Array | None  # [B, L, S] attention weights (0 after eos); None for beam search
+    """The output of :func:`greedy`, :func:`sample` and :func:`beam_search`.
+
+    Attributes:
+      tokens: ``[B, L]`` (``[B, K, L]`` for beam search, best beam first), the
+        generated tokens without ``bos_id``; ``pad_id`` after ``eos_id``.
+      lengths: ``[B]`` (``[B, K]``), the number of tokens up to and including ``eos_id``.
+      scores: ``[B]`` (``[B, K]``), the sum of the tokens' log-probabilities (beam
+        search: divided by the length penalty).
+      weights: ``[B, L, S]``, each step's attention weights (0 after ``eos_id``);
+        None for beam search, or for a model without attention.
+    """
+
+    tokens: Array
+    lengths: Array
+    scores: Array
+    weights: Array | None
 
 
 def _check(max_length, ids):

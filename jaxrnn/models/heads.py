@@ -14,22 +14,42 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
-from jaxrnn.cell import activation_fn, check_positive
+from jaxrnn.cells import initializers
+from jaxrnn.cells.base import activation_fn, check_positive
 
 
 class Linear(NamedTuple):
-    W: jax.Array  # [D, O]
-    b: jax.Array  # [O]
+    """A linear map's params: ``h @ W + b``.
+
+    Attributes:
+      W: ``[D, O]``, the weights.
+      b: ``[O]``, the bias.
+    """
+
+    W: jax.Array
+    b: jax.Array
 
 
 class Embedding(NamedTuple):
-    table: jax.Array  # [V, E]: row v is the vector of token v
+    """An embedding table.
+
+    Attributes:
+      table: ``[V, E]``; row ``v`` is the vector of token ``v``.
+    """
+
+    table: jax.Array
 
 
 class MLP(NamedTuple):
-    hidden: Linear  # [D, M]
-    output: Linear  # [M, O]
+    """A one-hidden-layer head's params: ``W_o f(W_h h + b_h) + b_o`` (see :func:`mlp`).
+
+    Attributes:
+      hidden: the hidden layer ``(W_h, b_h)``, ``W: [D, M]``.
+      output: the output layer ``(W_o, b_o)``, ``W: [M, O]``.
+    """
+
+    hidden: Linear
+    output: Linear
 
 
 def linear_init(key: jax.Array, input_size: int, output_size: int, dtype=jnp.float32) -> Linear:
@@ -67,6 +87,13 @@ def embed(params: Embedding, tokens: jax.Array) -> jax.Array:
 
 
 def mlp_init(key, input_size: int, hidden_size: int, output_size: int, dtype=jnp.float32) -> MLP:
+    """An :class:`MLP` ``D -> M -> O``, each layer as :func:`linear_init` (Glorot, zero bias).
+
+    Args:
+      key: PRNG key.
+      input_size, hidden_size, output_size: ``D``, ``M``, ``O``.
+      dtype: parameter dtype.
+    """
     k_h, k_o = jax.random.split(key)
     return MLP(
         linear_init(k_h, input_size, hidden_size, dtype),

@@ -49,8 +49,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import Cell, check_positive
-from jaxrnn.layer import Layer, rnn
+from jaxrnn.cells.base import Cell, check_positive
+from jaxrnn.combinators.layer import Layer, rnn
 from jaxrnn.models.attention import Attention
 from jaxrnn.models.heads import (
     Embedding,
@@ -72,21 +72,47 @@ SAMPLINGS = ("sample", "argmax")
 
 
 class Seq2SeqParams(NamedTuple):
-    source_embedding: Embedding  # [V_src, E]
-    target_embedding: Embedding  # [V_tgt, E]
-    encoder: Any  # the encoder cell's or layer's params
-    bridge: tuple[Linear, ...] | None  # encoder final carry -> decoder carry; None: copy/none
-    decoder: Any  # the decoder cell's params
-    attention: Any  # the attention's params (None for dot attention or no attention)
-    attentional: Linear | None  # Luong's W_c: [c_t; h_t] -> h~_t; None otherwise
-    readout: Linear  # W_s: -> logits [V_tgt]
+    """The params of a :class:`Seq2Seq` model (equations in the module docstring).
+
+    Attributes:
+      source_embedding: ``[V_src, E]``, the source token embedding.
+      target_embedding: ``[V_tgt, E]``, ``E_tgt``, the previous target token's embedding.
+      encoder: the encoder cell's or layer's params.
+      bridge: one :class:`Linear` per floating leaf of the decoder carry, from the
+        encoder's flattened final carry (``bridge_mode="linear"``, or ``"auto"`` when
+        the carries differ); None when the carry is copied or not bridged.
+      decoder: the decoder cell's params.
+      attention: the attention's params; None for dot attention or without attention.
+      attentional: Luong's ``W_c, b_c``, ``[c_t; h_t] -> h~_t``; None otherwise.
+      readout: ``W_s, b_s``, to the logits ``[V_tgt]`` from ``h~_t`` (Luong),
+        ``[s_t; c_t]`` (Bahdanau) or ``h_t`` (no attention).
+    """
+
+    source_embedding: Embedding
+    target_embedding: Embedding
+    encoder: Any
+    bridge: tuple[Linear, ...] | None
+    decoder: Any
+    attention: Any
+    attentional: Linear | None
+    readout: Linear
 
 
 class DecodeState(NamedTuple):
-    carry: Any  # the decoder carry, [B, ...]
-    feed: Array  # [B, F]: Luong's h~_{t-1}, Bahdanau's s_{t-1}, or [B, 0] without attention
-    memory: Array  # [B, S, D]: the encoder outputs (attention keys and values)
-    memory_mask: Array  # [B, S] bool: the valid source positions
+    """The state a :class:`Seq2Seq` decoder carries from step to step.
+
+    Attributes:
+      carry: the decoder cell's carry, every leaf ``[B, ...]``.
+      feed: ``[B, F]``, the previous step's vector: Luong's ``h~_{t-1}`` (input
+        feeding), Bahdanau's ``s_{t-1}`` (the query), or ``[B, 0]`` without attention.
+      memory: ``[B, S, D]``, the encoder outputs (the attention's keys and values).
+      memory_mask: ``[B, S]`` bool, True at the valid source positions.
+    """
+
+    carry: Any
+    feed: Array
+    memory: Array
+    memory_mask: Array
 
 
 class Seq2Seq(NamedTuple):

@@ -1,8 +1,10 @@
 """Sequence models: a recurrent cell plus a linear readout.
 
 A :class:`Model` is a NamedTuple of pure functions, like a cell:
-``init(key, input_size) -> params`` and
-``apply(params, xs, *, mask=None, key=None) -> outputs``.
+``init(key, input_size=None) -> params`` and
+``apply(params, xs, *, mask=None, key=None) -> outputs``. A model built with an
+``input_size`` initialises from a key alone (``init(key)``), as the training
+runner calls it.
 
 * :func:`many_to_one` — one output per sequence (classification/regression) from
   the output at the last valid step, or pooled over the valid steps;
@@ -16,8 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
-from jaxrnn.cell import Cell, check_positive, step_output
+from jaxrnn.cells import initializers
+from jaxrnn.cells.base import Cell, check_positive, step_output
 from jaxrnn.models.heads import (
     Embedding,
     Linear,
@@ -27,17 +29,38 @@ from jaxrnn.models.heads import (
     embedding_init,
     linear,
 )
-from jaxrnn.rollout import check_remat, scan
+from jaxrnn.rollout.scan import check_remat, scan
 
 
 class ModelParams(NamedTuple):
+    """The params of a :class:`Model`: a recurrent cell and a linear readout.
+
+    Attributes:
+      cell: the cell's params.
+      readout: ``W: [H, O]``, ``b: [O]``, from the cell's output (size ``H``) to the outputs.
+    """
+
     cell: Any
     readout: Linear
 
 
 class Model(NamedTuple):
-    init: Callable[[jax.Array, int], ModelParams]
+    """``init(key, input_size=None) -> params``; ``apply(params, xs, *, mask=None, key=None)``."""
+
+    init: Callable[..., ModelParams]
     apply: Callable[..., jax.Array]
+
+
+def bound_input_size(given: int | None, bound: int | None) -> int:
+    """The input size of a model's ``init``: the one passed, else the one the model was
+    built with (an error if neither, or if they disagree)."""
+    if given is None and bound is None:
+        raise ValueError(
+            "input_size: expected init(key, input_size), or a model built with input_size=..."
+        )
+    if given is not None and bound is not None and given != bound:
+        raise ValueError(f"input_size: the model was built for {bound}, got {given}")
+    return check_positive("input_size", given if given is not None else bound)
 
 
 def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: int) -> Linear:
@@ -49,11 +72,19 @@ def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: in
     )
 
 
-def _model(cell: Cell, output_size: int, head: Callable, remat: int | str | None) -> Model:
+def _model(
+    cell: Cell, output_size: int, head: Callable, remat: int | str | None, input_size: int | None
+) -> Model:
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            f"cell: expected a jaxrnn.Cell (rolled over time), got {type(cell).__name__}"
+        )
     check_positive("output_size", output_size)
     check_remat(remat)
+    built = input_size if input_size is None else check_positive("input_size", input_size)
 
-    def init(key, input_size: int) -> ModelParams:
+    def init(key, input_size: int | None = None) -> ModelParams:
+        input_size = bound_input_size(input_size, built)
         k_cell, k_out = jax.random.split(key)
         cell_params = cell.init(k_cell, input_size)
         return ModelParams(
@@ -68,7 +99,12 @@ def _model(cell: Cell, output_size: int, head: Callable, remat: int | str | None
 
 
 def many_to_one(
-    cell: Cell, output_size: int, *, pooling: str = "last", remat: int | str | None = None
+    cell: Cell,
+    output_size: int,
+    *,
+    pooling: str = "last",
+    remat: int | str | None = None,
+    input_size: int | None = None,
 ) -> Model:
     """Classify or regress a whole sequence.
 
@@ -80,6 +116,7 @@ def many_to_one(
         valid step pools to zeros (its output is the readout bias).
       remat: segment checkpointing of the rollout for long sequences (``k`` steps,
         ``"sqrt"`` or None), see ``jaxrnn.scan``.
+      input_size: ``I``, so that ``init(key)`` needs no size; None: ``init(key, I)``.
 
     Returns:
       A model whose ``apply(params, xs: [B, T, I], mask=[B, T])`` gives ``[B, O]``.
@@ -104,28 +141,53 @@ def many_to_one(
             pooled = jnp.where(jnp.any(mask, axis=-1)[..., None], pooled, 0.0)
         return linear(readout, pooled)
 
-    return _model(cell, output_size, head, remat)
+    return _model(cell, output_size, head, remat, input_size)
 
 
-def many_to_many(cell: Cell, output_size: int, *, remat: int | str | None = None) -> Model:
+def many_to_many(
+    cell: Cell,
+    output_size: int,
+    *,
+    remat: int | str | None = None,
+    input_size: int | None = None,
+) -> Model:
     """One output per step: ``apply(params, xs: [B, T, I])`` gives ``[B, T, O]``.
 
     ``remat``: segment checkpointing of the rollout (``k`` steps, ``"sqrt"`` or None),
-    see ``jaxrnn.scan``.
+    see ``jaxrnn.scan``; ``input_size``: ``I``, so that ``init(key)`` needs no size.
     """
-    return _model(cell, output_size, lambda readout, ys, mask: linear(readout, ys), remat)
+    readout = lambda readout, ys, mask: linear(readout, ys)  # noqa: E731
+    return _model(cell, output_size, readout, remat, input_size)
 
 
 class OneToManyParams(NamedTuple):
-    init_map: tuple[Linear, ...] | None  # v -> each floating carry leaf ("init_state"); else None
-    embedding: Embedding  # [V, E]: the previous output token
+    """The params of a :class:`OneToMany` generator.
+
+    Attributes:
+      init_map: one :class:`Linear` per floating carry leaf, ``carry_0 = W_l v + b_l``
+        (``"init_state"``); None for ``"every_step"``.
+      embedding: ``[V, E]``, ``E``, the embedding of the previous output token.
+      cell: the cell's params.
+      readout: ``W_s: [H, V]``, ``b_s: [V]``, the logits from the cell's output ``h_t``.
+    """
+
+    init_map: tuple[Linear, ...] | None
+    embedding: Embedding
     cell: Any
-    readout: Linear  # [H, V]
+    readout: Linear
 
 
 class OneToManyState(NamedTuple):
-    carry: Any  # the cell's carry, [B, ...]
-    v: jax.Array  # [B, I], fed at every step ("every_step"); [B, 0] for "init_state"
+    """The state a :class:`OneToMany` generator carries from step to step.
+
+    Attributes:
+      carry: the cell's carry, every leaf ``[B, ...]``.
+      v: ``[B, I]``, the input vector, fed at every step (``"every_step"``); ``[B, 0]``
+        for ``"init_state"``.
+    """
+
+    carry: Any
+    v: jax.Array
 
 
 class OneToMany(NamedTuple):

@@ -31,9 +31,17 @@ _WORD = re.compile(r"\w+|[^\w\s]|\s+")
 
 
 class Vocab(NamedTuple):
-    tokens: tuple[str, ...]  # id -> token; the first four are SPECIALS
-    index: dict[str, int]  # token -> id
-    level: str  # "char" or "word"
+    """A character- or word-level vocabulary, from :func:`build_vocab`.
+
+    Attributes:
+      tokens: id -> token; the first four are ``SPECIALS`` (ids ``PAD, BOS, EOS, UNK``).
+      index: token -> id, the inverse of ``tokens``.
+      level: ``"char"`` or ``"word"``, how :func:`tokenize` splits a text.
+    """
+
+    tokens: tuple[str, ...]
+    index: dict[str, int]
+    level: str
 
     @property
     def size(self) -> int:

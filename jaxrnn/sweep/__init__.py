@@ -1,19 +1,19 @@
 """Sweeps: seeds × hyperparameters, each group of members as one compiled program."""
 
-from jaxrnn.sweep.engine import VMAPPABLE, Group, GroupState, group_key, plan, run
+from jaxrnn.sweep.engine import VMAPPABLE, Group, group_key, member_dir, plan, run
 from jaxrnn.sweep.spec import Member, Spec, expand, load
 from jaxrnn.sweep.summary import Summary, summarize
 
 __all__ = [
     "VMAPPABLE",
     "Group",
-    "GroupState",
     "Member",
     "Spec",
     "Summary",
     "expand",
     "group_key",
     "load",
+    "member_dir",
     "plan",
     "run",
     "summarize",

@@ -17,31 +17,34 @@ members; drawn floats are rounded to 4 significant digits, which keeps tables
 readable and the values exact in every config and log.
 
 The spec comes from the command line (``--grid``, ``--random``, ``--trials``,
-``--seeds``) and from the config file's optional ``get_sweep()``, which returns a
+``--seeds``) and from the experiment file's optional ``get_sweep()``, which returns a
 dict with any of ``grid`` (``{key: [values]}``), ``random`` (``{key: "dist:args"}``),
 ``trials``, ``seeds`` and ``max_group_size``. Command-line flags take precedence
 per entry: ``--grid key=...`` replaces the file's grid values of ``key`` (other
 keys of the file's grid stay), likewise ``--random``; ``--trials``, ``--seeds`` and
 ``--max-group-size`` replace the file's values.
 
-Every member's config is built with :func:`jaxrnn.training.config.apply_overrides`
-before anything is computed, and every problem of the spec — an unknown key (with
-the closest valid key), a value of the wrong type, an empty grid, a bad
-distribution, a bad seed range, a combination that breaks a cross-field rule — is
-reported in one :class:`~jaxrnn.training.config.ConfigError`.
+Every member's config is built with
+:func:`jaxrnn.training.overrides.apply_overrides` (then the experiment's
+``finalize_config``, if it declares one) before anything is computed, and every
+problem of the spec — an unknown key (with the closest valid key), a value of the
+wrong type, an empty grid, a bad distribution, a bad seed range, a combination
+that breaks a cross-field rule — is reported in one
+:class:`~jaxrnn.training.config.ConfigError`.
 """
 
-import importlib.util
+import functools
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxrnn.training import config as config_lib
+from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training.config import Config, ConfigError
+from jaxrnn.training.overrides import apply_overrides, get, lookup, names_a_section, unknown_key
 
 DISTRIBUTIONS = ("choice", "int", "loguniform", "uniform")
 _SEEDS_HELP = "N (seeds 0..N-1, N > 0), a range 'a-b' (a <= b) or a list 'a,b,c' of integers >= 0"
@@ -64,9 +67,11 @@ class Member(NamedTuple):
 
 
 class Spec(NamedTuple):
-    """A sweep as given (what ``sweep.json`` records), with its base config and members."""
+    """A sweep as given (what ``sweep.json`` records), with its experiment, base config
+    and members."""
 
-    config: str  # the config file's path or name
+    config: str  # the experiment file's path or name, as given
+    experiment: experiment_lib.Experiment
     base_overrides: tuple[str, ...]  # key=value applied to every member
     grid: dict[str, list[str]]
     random: dict[str, str]
@@ -198,24 +203,18 @@ def parse_seeds(seeds, problems: list[str]) -> list[int]:
     return []
 
 
-def _known_key(key: str, where: str, problems: list[str]) -> bool:
+def _known_key(base: Config, key: str, where: str, problems: list[str]) -> bool:
     """Whether ``key`` names a config value; if not, say so (with the closest valid key)."""
     if key == "seed":
         problems.append(f"{where} 'seed': sweep seeds with --seeds (or 'seeds' in get_sweep())")
         return False
-    info = config_lib._lookup(key)
-    if info is None:
-        problems.append(f"{where}: {config_lib._unknown_key(key)}")
-    elif config_lib._is_section(info.annotation):
+    if lookup(base, key) is None:
+        problems.append(f"{where}: {unknown_key(base, key)}")
+        return False
+    if names_a_section(base, key):
         problems.append(f"{where} {key!r}: a section, not a value; sweep one of its keys")
-    return info is not None and not config_lib._is_section(info.annotation)
-
-
-def _get(config: Config, key: str):
-    value = config
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+        return False
+    return True
 
 
 def expand(
@@ -226,6 +225,7 @@ def expand(
     trials: int | None = None,
     seeds: Sequence[int] = (0,),
     problems: list[str] | None = None,
+    finalize: Callable[[Config], Config] | None = None,
 ) -> list[Member]:
     """The members of ``grid × random trials × seeds`` over ``base``, each validated.
 
@@ -236,6 +236,8 @@ def expand(
       trials: how many random draws (None or 0 without ``random``).
       seeds: the seeds of every setting.
       problems: a list to append problems to; None: raise them here.
+      finalize: applied to each member's config after its overrides (an
+        experiment's ``finalize_config``).
 
     Returns:
       The members in spec order (grid in key order, then trials, then seeds).
@@ -272,8 +274,10 @@ def expand(
     # building every member, so that one error lists every problem. A value's own
     # problem (type, range) or a broken cross-field rule is reported once, for the
     # first member that has it.
-    known_grid = {k: v for k, v in grid.items() if _known_key(k, "grid", problems) and v}
-    known_random = {k: d for k, d in valid_random.items() if _known_key(k, "random", problems)}
+    known_grid = {k: v for k, v in grid.items() if _known_key(base, k, "grid", problems) and v}
+    known_random = {
+        k: d for k, d in valid_random.items() if _known_key(base, k, "random", problems)
+    }
     rng = np.random.default_rng(base.seed)
     draws = [{k: _draw(d, rng) for k, d in known_random.items()} for _ in range(trials or 0)]
     combos = list(
@@ -287,40 +291,21 @@ def expand(
         swept = {**dict(zip(known_grid, point, strict=True)), **draw}
         strings = [f"{k}={v}" for k, v in swept.items()] + [f"seed={seed}"]
         try:
-            config = config_lib.apply_overrides(base, strings)
+            config = apply_overrides(base, strings)
+            config = finalize(config) if finalize is not None else config
         except ConfigError as e:
             for line in str(e).splitlines():
                 if line not in seen:
                     seen.add(line)
                     problems.append(f"{line} (member {' '.join(strings)})")
             continue
-        overrides = {k: _get(config, k) for k in [*swept, "seed"]}
+        overrides = {k: get(config, k) for k in [*swept, "seed"]}
         members.append(Member(f"m{len(members):0{width}d}", overrides, config))
     if problems:
         if own:
             raise ConfigError("\n".join(dict.fromkeys(problems)))
         return []
     return members
-
-
-def _file_sweep(path: str | None) -> dict:
-    """The config file's ``get_sweep()`` dict, or ``{}`` where it defines none."""
-    file = config_lib._resolve(path)
-    module_spec = importlib.util.spec_from_file_location(f"jaxrnn_sweep_{file.stem}", file)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    get_sweep = getattr(module, "get_sweep", None)
-    if get_sweep is None:
-        return {}
-    sweep = get_sweep()
-    allowed = {"grid", "random", "trials", "seeds", "max_group_size"}
-    if not isinstance(sweep, Mapping) or set(sweep) - allowed:
-        unknown = sorted(set(sweep) - allowed) if isinstance(sweep, Mapping) else sweep
-        raise ConfigError(
-            f"get_sweep() in {str(file)!r}: expected a dict with keys among "
-            f"{', '.join(sorted(allowed))}, got {unknown!r}"
-        )
-    return dict(sweep)
 
 
 def load(
@@ -334,11 +319,11 @@ def load(
     max_group_size: int | None = None,
     smoke: bool = False,
 ) -> Spec:
-    """The sweep of a config file and command-line flags, validated, as a :class:`Spec`.
+    """The sweep of an experiment file and command-line flags, validated, as a :class:`Spec`.
 
     Args:
-      path: the config file (path or name under ``configs/``), see
-        :func:`jaxrnn.training.config.load`.
+      path: the experiment file's path, or a built-in experiment's name (see
+        :func:`jaxrnn.training.experiment.load`).
       overrides: ``key=value`` strings applied to every member.
       grid: ``"key=v1,v2,..."`` strings (``--grid``).
       random: ``"key=dist:args"`` strings (``--random``).
@@ -347,19 +332,21 @@ def load(
         the base config's seed alone.
       max_group_size: members per compiled program (``--max-group-size``); default:
         the file's, else all of a group.
-      smoke: the config file's seconds-long mode.
+      smoke: the experiment's seconds-long mode.
 
     Raises:
       ConfigError: every problem of the config, the overrides and the spec.
-      FileNotFoundError: no such config file.
+      FileNotFoundError: no such experiment.
+      ExperimentError: the experiment file lacks a piece.
 
     Example:
       >>> spec = load("adding_lstm", grid=["optim.learning_rate=1e-3,3e-3"], seeds="0-2")
       >>> len(spec.members)
       6
     """
-    base = config_lib.load(path, overrides, smoke=smoke)
-    file = _file_sweep(path)
+    experiment = experiment_lib.load(path)
+    base = experiment_lib.get_config(experiment, overrides, smoke=smoke)
+    file = experiment_lib.get_sweep(experiment)
     problems: list[str] = []
     file_grid = {k: [_text(v) for v in values] for k, values in file.get("grid", {}).items()}
     file_random = dict(file.get("random", {}))
@@ -382,11 +369,13 @@ def load(
         trials=trials,
         seeds=seed_list or [base.seed],  # bad seeds are reported already; check the rest
         problems=problems,
+        finalize=functools.partial(experiment_lib.finalize, experiment),
     )
     if problems:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
     return Spec(
-        config=str(path) if path is not None else config_lib.DEFAULT_CONFIG,
+        config=str(path) if path is not None else experiment_lib.DEFAULT,
+        experiment=experiment,
         base_overrides=tuple(overrides),
         grid=grid_,
         random=random_,

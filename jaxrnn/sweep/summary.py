@@ -1,26 +1,28 @@
 """A sweep's results for a paper: per-setting statistics over seeds, as Markdown, CSV and LaTeX.
 
 A *setting* is a member's swept overrides without ``seed``; the members of one
-setting differ only in their seed. For each setting and each chosen final
-evaluation metric :func:`summarize` computes, over the setting's **finished**
-members (diverged ones are counted, not averaged)::
+setting differ only in their seed. For each setting and each chosen test metric
+(scored once per member, at its checkpoint chosen on validation) :func:`summarize`
+computes, over the setting's **finished** members (diverged ones are counted, not
+averaged)::
 
     mean = (1/n) sum_i m_i
     std  = sqrt( sum_i (m_i - mean)^2 / (n - 1) )      sample std (ddof = 1); NaN for n = 1
     min, max, n
 
 and picks the best setting by its mean of the config's ``train.best_metric``
-(accuracies maximised, losses minimised: :func:`jaxrnn.training.config.metric_mode`,
-as the checkpointer ranks checkpoints). It reads the layout the sweep engine
-writes::
+(in the direction the experiment's objective declares for it, recorded in each
+member's ``status.json``, as the runner ranks checkpoints). It reads the layout
+the sweep engine writes::
 
     SWEEP_DIR/sweep.json                  members: [{"id", "overrides", ...}], versions
     SWEEP_DIR/members/<id>/config.json    the member's resolved config
-    SWEEP_DIR/members/<id>/metrics.jsonl  {"kind": "train"|"eval", "step", "loss", ...}
-    SWEEP_DIR/members/<id>/status.json    {"status", "step", "final": {...}}
+    SWEEP_DIR/members/<id>/metrics.jsonl  {"kind": "train"|"eval"|"test", "step", "loss", ...}
+    SWEEP_DIR/members/<id>/status.json    {"status", "step", "final": {test metrics}, ...}
 
 and writes ``summary.md``, ``summary.csv``, ``summary.tex`` (``booktabs``),
-``plots/`` (:mod:`jaxrnn.sweep.plots`) and ``CITATION.bib`` (:mod:`jaxrnn.cite`).
+``plots/`` (:mod:`jaxrnn.sweep.plots`) and ``CITATION.bib`` (:mod:`jaxrnn.training.cite`:
+jaxrnn with the versions used, and the data set where the experiment names it).
 
 References:
   Fisher (1925), Statistical Methods for Research Workers (the ``n - 1`` sample variance).
@@ -36,11 +38,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from jaxrnn.training import config as config_lib
-
-# Final-eval entries that describe the task, not the run (same for every member).
-_NOT_RESULTS = frozenset({"baseline_loss"})
 
 
 class Stats(NamedTuple):
@@ -130,7 +127,7 @@ def _read_member(member_dir: Path, entry: dict) -> Member:
         except json.JSONDecodeError:
             continue
     evals = sorted((r for r in records if r["kind"] == "eval"), key=lambda r: r["step"])
-    # status.json carries the final evaluation; a member without it (e.g. killed
+    # status.json carries the test metrics; a member without them (e.g. killed
     # before writing it) falls back to its last logged evaluation.
     final = status.get("final") or (
         {k: v for k, v in evals[-1].items() if k not in ("kind", "step")} if evals else {}
@@ -153,7 +150,7 @@ def stats(values: Sequence[float]) -> Stats:
 
 
 def _choose_metrics(members: Sequence[Member], metrics, best_metric: str) -> tuple[str, ...]:
-    present = {k for m in members if m.status == "finished" for k in m.final} - _NOT_RESULTS
+    present = {k for m in members if m.status == "finished" for k in m.final}
     if metrics is None:
         rest = sorted(present - {best_metric})
         return ((best_metric,) if best_metric in present else ()) + tuple(rest)
@@ -161,7 +158,7 @@ def _choose_metrics(members: Sequence[Member], metrics, best_metric: str) -> tup
     missing = [m for m in metrics if m not in present]
     if missing:
         raise ValueError(
-            f"metrics: expected final eval metrics of the finished members "
+            f"metrics: expected test metrics of the finished members "
             f"({', '.join(sorted(present)) or 'none'}), got unknown {', '.join(missing)}"
         )
     return metrics
@@ -172,8 +169,8 @@ def read(sweep_dir: str | Path, metrics: Sequence[str] | str | None = None) -> S
 
     Args:
       sweep_dir: the directory ``jaxrnn sweep`` wrote (layout in the module doc).
-      metrics: final eval metrics to summarise; None: every one the finished
-        members report (``baseline_loss`` aside), ``train.best_metric`` first.
+      metrics: test metrics to summarise; None: every one the finished
+        members report, ``train.best_metric`` first.
 
     Returns:
       The :class:`Summary`.
@@ -208,7 +205,16 @@ def read(sweep_dir: str | Path, metrics: Sequence[str] | str | None = None) -> S
             )
         )
     swept = tuple(dict.fromkeys(k for m in members for k in setting_of(m.overrides)))
-    mode = config_lib.metric_mode(best_metric)
+    statuses = [sweep_dir / "members" / e["id"] / "status.json" for e in entries]
+    directions = next(
+        (
+            _read_json(p)["directions"]
+            for p in statuses
+            if p.exists() and "directions" in _read_json(p)
+        ),
+        {},
+    )
+    mode = directions.get(best_metric, "min")
     ranked = [
         i
         for i, s in enumerate(settings)
@@ -296,8 +302,9 @@ def _caption(summary: Summary) -> str:
         where = ", ".join(f"{k}={_value(v)}" for k, v in s.overrides.items()) or "(the only one)"
         best = f"best ({summary.best_mode} mean {summary.best_metric}): {where}"
     return (
-        "Final evaluation metrics per setting over its finished seeds: mean ± sample std "
-        f"(ddof = 1, n = finished), [min, max]; diverged members are not averaged. {best}."
+        "Test metrics per setting (each member scored once, at its checkpoint chosen on "
+        "validation) over its finished seeds: mean ± sample std (ddof = 1, n = finished), "
+        f"[min, max]; diverged members are not averaged. {best}."
     )
 
 
@@ -350,7 +357,7 @@ def summarize(
 
     Args:
       sweep_dir: the sweep directory (layout in the module doc).
-      metrics: final eval metrics to summarise; None: all, ``train.best_metric`` first.
+      metrics: test metrics to summarise; None: all, ``train.best_metric`` first.
       plots: also draw the learning curves and metric-vs-hyperparameter plots.
 
     Returns:
@@ -360,7 +367,7 @@ def summarize(
       >>> s = summarize("runs/sweep-adding")
       >>> s.settings[s.best].overrides, s.settings[s.best].stats["loss"].mean
     """
-    from jaxrnn import cite
+    from jaxrnn.training import cite
 
     sweep_dir = Path(sweep_dir)
     summary = read(sweep_dir, metrics)
@@ -371,6 +378,8 @@ def summarize(
         from jaxrnn.sweep import plots as plots_lib
 
         plots_lib.plot_all(summary, sweep_dir / "plots")
-    versions = _read_json(sweep_dir / "sweep.json").get("versions")
-    cite.write_bibtex(sweep_dir / "CITATION.bib", versions)
+    described = _read_json(sweep_dir / "sweep.json")
+    cite.write_bibtex(
+        sweep_dir / "CITATION.bib", described.get("versions"), described.get("citation")
+    )
     return summary

@@ -11,9 +11,15 @@ A checkpoint directory holds one orbax step directory per saved step::
 
 Which checkpoints survive a save (the preservation policy)::
 
-    kept = the last ``keep_last`` steps
+    kept = the last ``keep_last`` regular steps
          ∪ the best ``keep_best`` steps by ``metrics[best_metric]`` (``best_mode`` min or max)
          ∪ every step saved with ``final=True``
+
+A *regular* save is one a run makes on its schedule (every ``checkpoint_every``
+steps); a run also saves between them where its validation metric improved
+(``regular=False``), and such a step is kept only while it ranks among the best.
+So the last regular steps, which every member of a sweep saves alike, survive
+whatever the best steps of each member are.
 
 Atomicity comes from orbax: a save writes (and fsyncs) everything into
 ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` last, so a process
@@ -45,11 +51,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 # Stored inside the metrics JSON (the one per-step record orbax hands to the
-# preservation policy, also after a restart), so "final" survives a resume.
+# preservation policy, also after a restart), so these survive a resume.
 _FINAL = "_final"
+_REGULAR = "_regular"
 
 
-class _TemplateMismatch(ValueError):
+class TemplateMismatch(ValueError):
     """The template, not the checkpoint, is wrong: ``restore`` must not fall back."""
 
 
@@ -118,7 +125,8 @@ class _KeepPolicy:
         sign = 1.0 if self.mode == "min" else -1.0
         ranked.sort(key=lambda i: sign * float(metrics[i][self.metric]))
         best = set(ranked[: self.keep_best])
-        last = set(range(len(checkpoints) - self.keep_last, len(checkpoints)))
+        regular = [i for i, m in enumerate(metrics) if m.get(_REGULAR, 1.0)]
+        last = set(regular[max(len(regular) - self.keep_last, 0) :])
         return [i in last or i in best or bool(m.get(_FINAL)) for i, m in enumerate(metrics)]
 
 
@@ -215,7 +223,15 @@ class Checkpointer:
         """The most recent complete step, or ``None`` if there is none."""
         return self._manager.latest_step()
 
-    def save(self, step: int, state, *, metrics: dict | None = None, final: bool = False) -> None:
+    def save(
+        self,
+        step: int,
+        state,
+        *,
+        metrics: dict | None = None,
+        final: bool = False,
+        regular: bool = True,
+    ) -> None:
         """Write ``state`` as step ``step`` and wait until it is on disk, then prune.
 
         Saving a step that already exists is a no-op (also with ``final=True``):
@@ -230,6 +246,8 @@ class Checkpointer:
             metrics: scalar metrics (e.g. the evaluation) ranking this checkpoint
                 for ``keep_best``; ``None`` leaves it out of the ranking.
             final: always keep this checkpoint, whatever ``keep_last``/``keep_best`` say.
+            regular: a scheduled save, counted by ``keep_last``; False: a save because
+                the metric improved, kept only while it ranks among ``keep_best``.
         """
         if not isinstance(step, int | np.integer) or step < 0:
             raise ValueError(f"step: expected an int >= 0, got {step!r}")
@@ -242,6 +260,7 @@ class Checkpointer:
         record = {k: float(v) for k, v in (metrics or {}).items()}
         if final:
             record[_FINAL] = 1.0
+        record[_REGULAR] = float(regular)
         # force: orbax otherwise refuses a step below its latest one, which
         # happens after falling back past an unreadable checkpoint.
         self._manager.save(
@@ -249,13 +268,18 @@ class Checkpointer:
         )
         self._manager.wait_until_finished()
 
-    def _restore_step(self, step: int, template):
-        """Restore one step after checking its leaves against ``template``'s."""
+    def restore_step(self, step: int, template):
+        """Restore ``step`` after checking its leaves against ``template``'s.
+
+        Raises:
+            ValueError: the template does not match (see :meth:`restore`).
+            Exception: whatever reading a damaged step raises (no fallback here).
+        """
         stored = self._manager.item_metadata(step).tree
         want, have = _leaf_specs(_to_storable(template)), _leaf_specs(stored)
         if want != have:
             diff = sorted(set(want.items()) ^ set(have.items()))[:4]
-            raise _TemplateMismatch(
+            raise TemplateMismatch(
                 f"template: its leaves (shape, dtype) do not match checkpoint step {step} "
                 f"under {self.directory}; first differences (path, (shape, dtype)) in "
                 f"template ^ checkpoint: {diff}. Restore with the state the run was "
@@ -286,8 +310,8 @@ class Checkpointer:
         self._manager.reload()
         for step in reversed(self.steps()):
             try:
-                return step, self._restore_step(step, template)
-            except _TemplateMismatch:
+                return step, self.restore_step(step, template)
+            except TemplateMismatch:
                 raise
             except Exception as error:  # any failure to read means a bad step
                 self._unreadable.add(step)

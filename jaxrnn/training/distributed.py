@@ -1,18 +1,18 @@
 """Placing training state and batches on every device with ``jax.sharding``.
 
-Two kinds of parallelism, both plain GSPMD: the arrays are laid out over a
-``jax.sharding.Mesh`` of all devices and ``jax.jit`` partitions the step.
+Every run is a group of ``n >= 1`` members (a solo run is a group of one), laid
+out over a 2-D ``jax.sharding.Mesh`` of all devices with axes ``("members",
+"data")`` (:func:`member_sharding`); ``jax.jit`` partitions the step (plain GSPMD).
 
-* **Data parallelism** (one model): each batch's leading (batch) axis is split
-  over the devices (:func:`data_sharding`), the train state is replicated
-  (:func:`replicated`). The gradient is a mean over the batch, so XLA inserts
-  the all-reduce; the result equals single-device training up to the order of
-  floating-point summation.
-* **Member parallelism** (a sweep): arrays stacked over sweep members
-  (``[n, ...]``: params, optimizer state, keys, hyperparameters and the
-  ``[n, B, ...]`` batches) are split along the member axis
-  (:func:`member_sharding`). Members never interact, so the step needs no
-  communication at all.
+* **Member parallelism**: arrays stacked over members (``[n, ...]``: params,
+  optimizer state, keys, hyperparameters) are split along the ``members`` axis.
+  Members never interact, so this needs no communication.
+* **Data parallelism** within a member: each member's batch ``[B, ...]`` is split
+  along ``data`` (:func:`batch_spec`), its state replicated there. The gradient is
+  a mean over the batch, so XLA inserts the all-reduce; the result equals
+  single-device training up to the order of floating-point summation. A solo run
+  on ``D`` devices is all data parallelism (a ``(1, D)`` mesh), a sweep of a
+  multiple of ``D`` members all member parallelism.
 
 Multi-host: after ``jax.distributed.initialize()`` (see :func:`initialize`),
 ``jax.devices()`` lists the devices of every process and the same code runs
@@ -22,9 +22,8 @@ its own devices. Only the primary process (:func:`is_primary`) writes logs.
 
 Example::
 
-    state = place(init_state(cfg, exp), replicated())
-    next_batch = jax.jit(task.batch, static_argnums=2,
-                         out_shardings=data_sharding(batch_size))
+    sharding = member_sharding(len(members))
+    state = place(stacked_states, sharding)      # [n, ...] leaves, split over "members"
 
 References:
     Xu et al. 2021, "GSPMD: General and Scalable Parallelization for ML
@@ -46,63 +45,52 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 log = logging.getLogger("jaxrnn")
 
-# The one mesh axis of data parallelism, and the two of member parallelism.
-DEVICES = "devices"
+# The two mesh axes: members of a group, and data parallelism within a member.
 MEMBERS = "members"
-REPLICAS = "replicas"
+DATA = "data"
 
 
-def device_mesh() -> Mesh:
-    """A 1-D mesh (axis ``"devices"``) over ``jax.devices()``: all devices of all processes."""
-    return Mesh(np.asarray(jax.devices()), (DEVICES,))
+def data_ways(sharding: NamedSharding) -> int:
+    """How many devices split each member's batch (the ``data`` axis of the mesh)."""
+    return sharding.mesh.shape[DATA]
 
 
-def replicated() -> NamedSharding:
-    """Every device holds the whole array (the train state under data parallelism)."""
-    return NamedSharding(device_mesh(), PartitionSpec())
-
-
-def data_sharding(batch_size: int) -> NamedSharding:
-    """Split the leading (batch) axis of ``[B, ...]`` arrays evenly over all devices.
-
-    Args:
-        batch_size: the global batch size ``B``; it must be a multiple of the
-            device count ``D`` (each device then holds ``B / D`` examples).
-
-    Returns:
-        ``NamedSharding(device_mesh(), P("devices"))``; trailing axes are not split.
+def check_batch_size(batch_size: int, sharding: NamedSharding) -> None:
+    """Refuse a batch that does not split evenly over the ``data`` axis.
 
     Raises:
-        ValueError: if ``batch_size`` is not a positive multiple of ``D``.
+        ValueError: naming ``train.batch_size``, the device count and what to set.
     """
-    count = jax.device_count()
-    if not isinstance(batch_size, int) or batch_size < 1 or batch_size % count:
+    ways = data_ways(sharding)
+    if not isinstance(batch_size, int) or batch_size < 1 or batch_size % ways:
         raise ValueError(
-            f"batch_size: data-parallel training splits each batch evenly over the "
-            f"{count} devices, so it must be a positive multiple of {count}; got "
-            f"{batch_size!r}. Set train.batch_size to a multiple of {count} (or run on "
-            f"fewer devices)."
+            f"batch_size: data-parallel training splits each member's batch evenly over "
+            f"{ways} devices, so it must be a positive multiple of {ways}; got {batch_size!r}. "
+            f"Set train.batch_size to a multiple of {ways} (or run on fewer devices)."
         )
-    return NamedSharding(device_mesh(), PartitionSpec(DEVICES))
+
+
+def batch_spec(sharding: NamedSharding) -> NamedSharding:
+    """One member's batch ``[B, ...]`` split along ``data`` (inside a member-mapped step)."""
+    return NamedSharding(sharding.mesh, PartitionSpec(DATA))
 
 
 def member_sharding(n: int) -> NamedSharding:
     """Split the leading (member) axis of ``[n, ...]`` arrays over the devices.
 
     With ``D`` devices, the members are split ``g = gcd(n, D)`` ways and each of
-    the ``g`` blocks of ``n / g`` members is replicated over ``D / g`` devices:
-    the devices form a ``(g, D / g)`` mesh with axes ``("members", "replicas")``.
-    So ``n`` a multiple of ``D`` gives one block per device (no redundant work);
-    otherwise the computation is still correct, only partly redundant, and this
-    is logged. No padding members are needed, so a sweep trains the same members
-    on any number of devices (with the same results, up to floating-point
-    rounding); choose group sizes that are multiples of ``D`` for full speed.
+    the ``g`` blocks of ``n / g`` members lives on ``D / g`` devices, which split
+    its batches (data parallelism): the devices form a ``(g, D / g)`` mesh with
+    axes ``("members", "data")``. So ``n = 1`` is plain data parallelism over all
+    devices, and ``n`` a multiple of ``D`` one block per device. No padding
+    members are needed, so a sweep trains the same members on any number of
+    devices (with the same results, up to floating-point rounding).
 
     Args:
         n: the size of the member axis, >= 1.
 
     Returns:
-        ``NamedSharding(Mesh(devices.reshape(g, D // g), ("members", "replicas")),
+        ``NamedSharding(Mesh(devices.reshape(g, D // g), ("members", "data")),
         P("members"))``.
 
     Raises:
@@ -112,17 +100,16 @@ def member_sharding(n: int) -> NamedSharding:
         raise ValueError(f"n: expected the number of members, an int >= 1; got {n!r}")
     devices = np.asarray(jax.devices())
     ways = math.gcd(int(n), devices.size)
-    if ways < devices.size:
+    if 1 < ways < devices.size:
         log.info(
-            "member axis of size %d split %d ways over %d devices (each block replicated "
-            "on %d devices); a multiple of %d members would use every device",
+            "member axis of size %d split %d ways over %d devices (each block's batches "
+            "split over %d devices)",
             n,
             ways,
             devices.size,
             devices.size // ways,
-            devices.size,
         )
-    mesh = Mesh(devices.reshape(ways, devices.size // ways), (MEMBERS, REPLICAS))
+    mesh = Mesh(devices.reshape(ways, devices.size // ways), (MEMBERS, DATA))
     return NamedSharding(mesh, PartitionSpec(MEMBERS))
 
 
@@ -139,7 +126,7 @@ def place(tree, sharding: NamedSharding):
 
     Args:
         tree: a pytree of host-side or single-process arrays.
-        sharding: e.g. :func:`replicated`, :func:`data_sharding` or :func:`member_sharding`.
+        sharding: e.g. :func:`member_sharding`.
 
     Returns:
         ``tree`` with every leaf a ``jax.Array`` of sharding ``sharding``.

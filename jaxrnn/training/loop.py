@@ -1,283 +1,89 @@
-"""The run loop around the pure train step: data, logging, evaluation, checkpoints, resume.
+"""The one training loop: a group of members, from the first step to the test score.
 
-A run directory holds::
+A run is a group of ``M >= 1`` members that share one compiled program
+(:mod:`jaxrnn.training.program`): ``jaxrnn train`` is a group of one, a sweep runs
+its groups one after another. Each member has its own run directory
+(:mod:`jaxrnn.training.rundir`), log, checkpoints and status, and every policy
+applies to each member alike:
 
-    config.json        the fully resolved config (a different config refuses to resume)
-    manifest.json      versions, git commit, devices, seed, config hash
-    CITATION.bib       how to cite jaxrnn, with those versions (jaxrnn.cite)
-    metrics.jsonl      one JSON object per logged step / evaluation
-    checkpoints/       orbax checkpoints (latest k, best k, final)
-    status.json        running / interrupted / stopped / finished, and the final metrics
-    loss.png           the loss curves
+* **evaluation** on the validation split every ``eval_every`` steps (and at the
+  end), logged as ``{"kind": "eval"}`` records;
+* **model choice**: a member's best validation ``train.best_metric`` (its
+  direction declared by the objective) is tracked; a step that improves it is
+  checkpointed (kept among the best ``keep_best``), and after ``patience``
+  evaluations without improvement the member stops early (its state frozen);
+* **the test split is scored once**, at the end, at each member's chosen
+  checkpoint (its best; the last step with ``keep_best=0``), logged as a
+  ``{"kind": "test"}`` record and written to ``status.json`` with the baseline;
+* **non-finite steps**: ``nonfinite="skip"`` leaves the state unchanged and counts
+  the step; ``"stop"`` freezes the member and marks it diverged (a group of one
+  then ends);
+* **checkpoints** every ``checkpoint_every`` steps (the last ``keep_last`` kept),
+  and SIGTERM/SIGINT save one at the next step boundary and stop.
 
-Running on an existing directory resumes from its latest complete checkpoint.
-Every batch is a pure function of (seed, step) and per-step randomness is
-``fold_in(key, step)``, so a resumed run computes exactly what an uninterrupted
-one would have: a run killed with SIGKILL and resumed ends with bit-identical
-parameters (CPU). SIGTERM/SIGINT save a checkpoint at the next step boundary.
+Every batch is a pure function of (seed, step), per-step randomness is
+``fold_in(key, step)``, and the bookkeeping above lives in the checkpointed state,
+so a run killed with SIGKILL and resumed ends bit-identical to an uninterrupted
+one (CPU). Only process 0 of a multi-process run writes files.
 """
 
 import json
+import math
 import os
-import platform
 import signal
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-import jaxrnn
-from jaxrnn import cite, data, text
-from jaxrnn.models import Model, many_to_many, many_to_one
-from jaxrnn.training import config as config_lib
-from jaxrnn.training import distributed
-from jaxrnn.training import text as text_training
-from jaxrnn.training import trees as tree_training
-from jaxrnn.training.checkpoint import Checkpointer
+from jaxrnn.tasks.baselines import Baseline
+from jaxrnn.tasks.data import Dataset, Stream, eval_batches, shapes
+from jaxrnn.tasks.objectives import Objective, value
+from jaxrnn.training import distributed, rundir
+from jaxrnn.training import experiment as experiment_lib
+from jaxrnn.training import program as program_lib
+from jaxrnn.training.checkpoint import Checkpointer, TemplateMismatch
+from jaxrnn.training.config import Config, ConfigError
 from jaxrnn.training.optim import make_optimizer, schedule
-from jaxrnn.training.step import (
-    TrainState,
-    make_eval_step,
-    make_train_step,
-    supervised,
-    task_loss,
-)
+from jaxrnn.training.progress import Board
+
+# Statuses after which a member trains no more.
+TERMINAL = ("finished", "diverged")
 
 
-class NonFiniteError(RuntimeError):
-    """Raised under ``train.nonfinite = "stop"`` when a step's loss or gradient is not finite."""
+class Member(NamedTuple):
+    """One run of a group: its id (``"run"`` alone, ``"m000"`` in a sweep), its resolved
+    config, its run directory and a label of its swept values."""
+
+    id: str
+    config: Config
+    directory: Path
+    setting: str = ""
 
 
-class Experiment(NamedTuple):
-    """Everything a config builds: the data, the model, the optimizer and the steps.
+class Group(NamedTuple):
+    """What a group's members share, built once before any compute.
 
-    ``init_params(key) -> params``; ``objective(params, batch, key) -> (loss,
-    metrics)`` is what the steps differentiate and evaluate.
+    Attributes:
+      data: the experiment's :class:`~jaxrnn.tasks.Stream` or :class:`~jaxrnn.tasks.Dataset`.
+      models: each member's model (``get_model`` of its own config).
+      objective: the objective (of the first member's config and model).
+      directions: ``{metric: "min" | "max"}``.
+      optimizers: each member's optax optimizer.
     """
 
-    task: data.Task
-    eval_task: data.Task
-    model: Model
-    init_params: Callable
-    objective: Callable
-    optimizer: object
-    train_step: Callable
-    eval_step: Callable
+    data: Stream | Dataset
+    models: list
+    objective: Objective
+    directions: dict[str, str]
+    optimizers: list
 
 
-def make_task(cfg: config_lib.TaskConfig, split: str = "train", *, tree: bool = False) -> data.Task:
-    if cfg.name == "expressions":  # as trees for a tree cell (`tree`), else as strings
-        return tree_training.expressions_task(cfg, split, tree=tree)
-    if cfg.name == "adding":
-        return data.adding(cfg.length, min_length=cfg.min_length)
-    if cfg.name == "copying":
-        return data.copying(cfg.length)
-    if cfg.name == "parity":
-        return data.parity(cfg.length, min_length=cfg.min_length)
-    if cfg.name == "addition":
-        return text.addition(cfg.digits, split=split)
-    if cfg.name == "shakespeare":
-        return text.shakespeare(cfg.length, chars=cfg.text_chars, split=split)
-    return data.digits(pixelwise=cfg.pixelwise, split=split)
-
-
-def make_cell(cfg: config_lib.ModelConfig) -> jaxrnn.Cell | jaxrnn.trees.TreeCell:
-    if cfg.cell in config_lib.TREE_CELLS:
-        return tree_training.make_tree_cell(cfg)
-    recurrent = (
-        jaxrnn.initializers.identity(cfg.identity_scale)
-        if cfg.recurrent_init == "identity"
-        else jaxrnn.initializers.orthogonal()
-    )
-
-    def one():
-        if cfg.cell == "elman":
-            return jaxrnn.elman(
-                cfg.hidden_size, activation=cfg.activation, recurrent_init=recurrent
-            )
-        gates = 4 if cfg.cell == "lstm" else 3
-        fused = jaxrnn.initializers.fused(*[recurrent] * gates)
-        if cfg.cell == "gru":
-            bias = (
-                jaxrnn.initializers.chrono_gru_bias(cfg.chrono_t_max)
-                if cfg.chrono_t_max
-                else jaxrnn.initializers.zeros
-            )
-            return jaxrnn.gru(
-                cfg.hidden_size, layer_norm=cfg.layer_norm, recurrent_init=fused, bias_init=bias
-            )
-        bias = jaxrnn.initializers.chrono_lstm_bias(cfg.chrono_t_max) if cfg.chrono_t_max else None
-        return jaxrnn.lstm(
-            cfg.hidden_size,
-            forget_bias=cfg.forget_bias,
-            layer_norm=cfg.layer_norm,
-            recurrent_init=fused,
-            bias_init=bias,
-        )
-
-    if cfg.num_layers == 1:
-        return one()
-    return jaxrnn.stack(
-        *[one() for _ in range(cfg.num_layers)], residual=cfg.residual, dropout=cfg.dropout
-    )
-
-
-def build(cfg: config_lib.Config) -> Experiment:
-    tree = cfg.model.cell in config_lib.TREE_CELLS
-    task = make_task(cfg.task, "train", tree=tree)
-    eval_task = make_task(cfg.task, "test", tree=tree)
-    cell = make_cell(cfg.model)
-    if task.kind == "seq2seq":
-        model = text_training.seq2seq(cfg.model, task.input_size, make_cell)
-        objective = text_training.seq2seq_objective(model, cfg.model.scheduled_sampling)
-        init_params, eval_step = model.init, text_training.seq2seq_eval_step(model, objective)
-    elif cfg.task.name == "expressions":
-        model, objective, eval_step = tree_training.expressions_model(cfg.task, cell, task)
-        init_params = lambda key: model.init(key, task.input_size)  # noqa: E731
-    else:
-        if task.kind == "tokens":
-            model = many_to_many(cell, task.output_size, remat=cfg.model.remat)
-        else:
-            model = many_to_one(cell, task.output_size, remat=cfg.model.remat)
-        objective = supervised(model, task_loss(task.kind))
-        init_params = lambda key: model.init(key, task.input_size)  # noqa: E731
-        eval_step = make_eval_step(objective)
-    optimizer = make_optimizer(cfg.optim, cfg.train.steps)
-    train_step = make_train_step(objective, optimizer, schedule(cfg.optim, cfg.train.steps))
-    return Experiment(
-        task,
-        eval_task,
-        model,
-        init_params,
-        objective,
-        optimizer,
-        train_step,
-        eval_step,
-    )
-
-
-def init_state(cfg: config_lib.Config, exp: Experiment) -> TrainState:
-    key = jax.random.key(cfg.seed)
-    k_init, k_train = jax.random.split(key)
-    params = exp.init_params(k_init)
-    return TrainState(jnp.zeros((), jnp.int32), params, exp.optimizer.init(params), k_train)
-
-
-def data_key(cfg: config_lib.Config) -> jax.Array:
-    """The key of the training batches: batch ``s`` is ``task.batch(data_key, s, B)``."""
-    return jax.random.key(cfg.seed + 1)
-
-
-def eval_key(cfg: config_lib.Config) -> jax.Array:
-    """The key of the held-out batches, never the training stream's."""
-    return jax.random.key(cfg.seed + 1_000_003)
-
-
-def evaluate(cfg: config_lib.Config, exp: Experiment, params) -> dict:
-    """Mean metrics over ``eval_batches`` fixed held-out batches (their own key)."""
-    key = eval_key(cfg)
-    totals: dict = {}
-    for i in range(cfg.train.eval_batches):
-        batch = exp.eval_task.batch(key, i, cfg.train.eval_batch_size)
-        for name, value in exp.eval_step(params, batch).items():
-            totals[name] = totals.get(name, 0.0) + float(value) / cfg.train.eval_batches
-    totals["baseline_loss"] = exp.task.baseline
-    return totals
-
-
-def manifest(cfg: config_lib.Config) -> dict:
-    import flax
-    import jaxlib
-    import optax
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    devices = jax.devices()
-    return {
-        "jaxrnn": jaxrnn.__version__,
-        "git_commit": commit,
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "optax": optax.__version__,
-        "flax": flax.__version__,
-        "device_kind": devices[0].device_kind,
-        "device_count": len(devices),
-        "seed": cfg.seed,
-        "config_hash": config_lib.config_hash(cfg),
-    }
-
-
-def _prepare_workdir(cfg: config_lib.Config, workdir: Path) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    resolved = config_lib.to_dict(cfg)
-    path = workdir / "config.json"
-    if path.exists():
-        existing = json.loads(path.read_text())
-        if existing != resolved:
-            raise ValueError(
-                f"workdir: {workdir} holds a run of a different config "
-                f"(hash {config_lib.config_hash(config_lib.from_dict(existing))}, this one "
-                f"{config_lib.config_hash(cfg)}); choose another workdir to start a new run"
-            )
-    if not distributed.is_primary():
-        return  # process 0 writes; the others only check
-    if not path.exists():
-        # Atomic, so that another process of a multi-process run reads all or nothing.
-        tmp = workdir / "config.json.tmp"
-        tmp.write_text(json.dumps(resolved, indent=2, sort_keys=True))
-        tmp.replace(path)
-    versions = manifest(cfg)
-    (workdir / "manifest.json").write_text(json.dumps(versions, indent=2))
-    cite.write_bibtex(workdir / "CITATION.bib", versions)
-
-
-def _write_status(workdir: Path, status: str, **extra) -> None:
-    if not distributed.is_primary():
-        return
-    tmp = workdir / "status.json.tmp"
-    tmp.write_text(json.dumps({"status": status, **extra}, indent=2))
-    tmp.replace(workdir / "status.json")  # atomic
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
-    if not distributed.is_primary() or not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            # A line cut by a kill. The log is flushed before every checkpoint, so it
-            # lies past the checkpoint we resume from.
-            continue
-        if record["step"] <= step:
-            kept.append(line)
-    path.write_text("".join(ln + "\n" for ln in kept))
-
-
-def _skipped_until(path: Path, step: int) -> int:
-    """The ``nonfinite_skipped`` count logged at ``step`` (0 for a fresh run)."""
-    if step == 0 or not path.exists():
-        return 0
-    at_step = [r for r in read_log(path) if r["kind"] == "train" and r["step"] == step]
-    return at_step[-1]["nonfinite_skipped"] if at_step else 0
-
-
-class _Stop:
+class Stop:
     """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary."""
 
     def __init__(self):
@@ -295,163 +101,333 @@ class _Stop:
             signal.signal(s, handler)
 
 
-def train(
-    cfg: config_lib.Config,
-    workdir: str | Path,
-    *,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> dict:
-    """Train ``cfg`` in ``workdir`` (resuming if it holds checkpoints); returns the final eval.
+def build(experiment: experiment_lib.Experiment, configs: Sequence[Config]) -> Group:
+    """A group's data (once), models (one per member), objective and optimizers,
+    traced together to check every piece (:func:`jaxrnn.training.experiment.check`)."""
+    first = configs[0]
+    data = experiment_lib.get_data(experiment, first)
+    models = [experiment_lib.get_model(experiment, c, data) for c in configs]
+    objective = experiment_lib.get_objective(experiment, first, models[0], data)
+    directions = experiment_lib.check(experiment, first, data, models[0], objective)
+    optimizers = [make_optimizer(c.optim, c.train.steps) for c in configs]
+    return Group(data, models, objective, directions, optimizers)
 
-    Data-parallel over all devices (of all processes after ``jax.distributed.initialize()``):
-    each batch is split over the devices along its batch axis and the state is
-    replicated (see :mod:`jaxrnn.training.distributed`); on one device this is
-    plain single-device training. Only process 0 writes logs, status and plots.
+
+def result(status: dict) -> dict:
+    """What a run returns: status, step, chosen step, the test metrics, the baseline."""
+    out = {"status": status["status"], "step": status["step"]}
+    if "chosen_step" in status:
+        out["chosen_step"] = status["chosen_step"]
+    out.update(status.get("final", {}))
+    if status.get("baseline"):
+        out["baseline"] = status["baseline"]
+    return out
+
+
+def _restore(ckpts: list[Checkpointer], state, echo) -> tuple[int, Any]:
+    """Every member at the latest step all of them hold and can read; ``(0, state)`` if none."""
+    common = set.intersection(*(set(c.steps()) for c in ckpts))
+    for step in sorted(common, reverse=True):
+        try:
+            restored = [
+                c.restore_step(step, program_lib.member(state, m)) for m, c in enumerate(ckpts)
+            ]
+        except TemplateMismatch:
+            raise
+        except Exception as error:  # a damaged step: the next older common one
+            echo(f"checkpoint step {step} could not be restored ({type(error).__name__}); "
+                 "falling back to the previous one")  # fmt: skip
+            continue
+        return step, jax.tree.map(lambda *xs: jnp.stack(xs), *restored)
+    return 0, state
+
+
+def _bookkeeping(state) -> dict[str, np.ndarray]:
+    fields = ("skipped", "diverged_at", "stopped_at", "best", "best_step", "since_best")
+    return dict(zip(fields, distributed.fetch([getattr(state, f) for f in fields]), strict=True))
+
+
+def _better(new: float, old: float, mode: str) -> bool:
+    if not np.isfinite(new):
+        return False
+    return new < old if mode == "min" else new > old
+
+
+def run_group(
+    experiment: experiment_lib.Experiment,
+    members: Sequence[Member],
+    *,
+    stop: Stop,
+    board: Board,
+    echo: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """Train a group of members (resuming what their directories hold) and score the test split.
+
+    Args:
+      experiment: the loaded experiment file.
+      members: at least one; their configs may differ only in values that the
+        program carries as arrays (seed, optimizer hyperparameters, initialisation).
+      stop: the signal flag (SIGTERM/SIGINT).
+      board: the progress display.
+      echo: where messages go.
+
+    Returns:
+      ``{member id: {"status", "step", "chosen_step", **test metrics, "baseline"}}``;
+      ``status`` is ``"finished"``, ``"diverged"`` or, after a signal, ``"interrupted"``.
 
     Raises:
-        ValueError: before any compute, if ``train.batch_size`` is not a multiple
-            of the device count, or ``workdir`` holds a run of another config.
+      ValueError: before any compute, for a directory that holds another run, a batch
+        size that does not split over the devices, or a piece of the experiment of the
+        wrong form.
     """
-    workdir = Path(workdir)
-    batch_sharding = distributed.data_sharding(cfg.train.batch_size)
-    _prepare_workdir(cfg, workdir)
-    exp = build(cfg)
-    state = distributed.place(init_state(cfg, exp), distributed.replicated())
-    ckpt = Checkpointer(
-        workdir / "checkpoints",
-        keep_last=cfg.train.keep_last,
-        keep_best=cfg.train.keep_best,
-        best_metric=cfg.train.best_metric,
-        best_mode=config_lib.metric_mode(cfg.train.best_metric),
+    for m in members:  # before anything, also before reporting a finished run again
+        rundir.check(m.directory, m.config, experiment)
+    statuses = [rundir.read_status(m.directory) for m in members]
+    if all(s is not None and s["status"] in TERMINAL and "final" in s for s in statuses):
+        for m, s in zip(members, statuses, strict=True):
+            board.update(m.id, s["step"], s["final"].get("loss"), s["status"])
+        return {m.id: result(s) for m, s in zip(members, statuses, strict=True)}
+    configs = [m.config for m in members]
+    cfg = configs[0]
+    train = cfg.train
+    # The one placement of the member axis (and, within it, of each member's batch).
+    sharding = distributed.member_sharding(len(members))
+    distributed.check_batch_size(train.batch_size, sharding)
+    group = build(experiment, configs)  # every piece traced and checked: still no compute
+    no_validation = isinstance(group.data, Dataset) and group.data.validation is None
+    if no_validation and train.patience is not None:
+        raise ConfigError(
+            f"train.patience={train.patience}: early stopping needs a validation split, "
+            f"and this experiment's data set has none (Dataset.validation=None)"
+        )
+    for m in members:
+        rundir.prepare(m.directory, m.config, experiment, experiment_lib.citation(experiment))
+    mode = group.directions[train.best_metric]
+    program = program_lib.make_program(
+        group.data,
+        group.objective,
+        group.optimizers[0],
+        schedule(cfg.optim, train.steps),
+        cfg,
+        sharding,
     )
-    log_path = workdir / "metrics.jsonl"
-    restored = ckpt.restore(state)
-    start = 0
-    if restored is not None:
-        start, state = restored
-        echo(f"resuming {workdir} from step {start}")
-    _truncate_log(log_path, start)
-    _write_status(workdir, "running", step=start)
-    batch_key = data_key(cfg)
-    # One dispatch, not dozens; each device computes and keeps only its part of the batch.
-    next_batch = jax.jit(exp.task.batch, static_argnums=2, out_shardings=batch_sharding)
-    steps, skipped = cfg.train.steps, _skipped_until(log_path, start)
-    status, last_eval = "finished", {}
-    # Every batch type has a `mask` over its valid positions (steps, or tree nodes).
-    tokens_per_step = cfg.train.batch_size * exp.task.batch(batch_key, 0, 1).mask.size
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        disable=not progress,
+    states = [
+        program_lib.initial_state(c, model, group.objective, opt, program_lib.worst(mode))
+        for c, model, opt in zip(configs, group.models, group.optimizers, strict=True)
+    ]
+    ids = [m.id for m in members]
+    state = program_lib.stack(states, ids)
+    ckpts = [
+        Checkpointer(
+            m.directory / "checkpoints",
+            keep_last=train.keep_last,
+            keep_best=train.keep_best,
+            best_metric=train.best_metric,
+            best_mode=mode,
+        )
+        for m in members
+    ]
+    start, state = _restore(ckpts, state, echo)
+    if start:
+        echo(f"resuming {', '.join(ids)} from step {start} ({members[0].directory.parent})")
+    # Placed after the restore, so that the members' arrays are laid out once.
+    state = distributed.place(state, sharding)
+    data_keys = distributed.place(jnp.stack([program_lib.data_key(c) for c in configs]), sharding)
+    validation = (
+        None
+        if no_validation
+        else eval_batches(group.data, "validation", train.eval_batch_size, train.eval_batches)
     )
-    # Only process 0 logs; the others write the same records to nowhere.
-    log_file = log_path.open("a") if distributed.is_primary() else open(os.devnull, "w")  # noqa: SIM115
-    with _Stop() as stop, bar, log_file as log:
-        task_id = bar.add_task(cfg.name, total=steps, completed=start, info="")
-        t_last, step_last = time.perf_counter(), start
-        for step in range(start, steps):
-            batch = next_batch(batch_key, step, cfg.train.batch_size)
-            state, metrics = exp.train_step(state, batch)
-            done = step + 1
-            finite = bool(metrics["finite"])
-            if not finite:
-                skipped += 1
-                if cfg.train.nonfinite == "stop":
-                    status = "stopped"
-                    _write_status(workdir, status, step=done)
-                    loss, norm = float(metrics["loss"]), float(metrics["grad_norm"])
-                    raise NonFiniteError(
-                        f"step {done}: non-finite loss or gradient (loss={loss}, "
-                        f"grad_norm={norm}); the last good checkpoint is at step "
-                        f"{ckpt.latest_step()}"
-                    )
-            checkpoint_now = done % cfg.train.checkpoint_every == 0 or done == steps
-            stopping = stop.signum is not None and done < steps
-            # A checkpoint's step is always logged: a resumed run reads its count of
-            # skipped steps from there.
-            if done % cfg.train.log_every == 0 or checkpoint_now or stopping:
+    batch_shapes = shapes(group.data, train.batch_size)
+    mask = getattr(batch_shapes, "mask", None)
+    tokens_per_step = mask.size if mask is not None else train.batch_size
+
+    book = _bookkeeping(state)
+    logs = []
+    for i, m in enumerate(members):
+        log_path = m.directory / rundir.LOG
+        rundir.truncate_log(log_path, start)
+        # Only process 0 logs; the others write the same records to nowhere.
+        primary = distributed.is_primary()
+        logs.append(log_path.open("a") if primary else open(os.devnull, "w"))  # noqa: SIM115
+        status = "diverged" if book["diverged_at"][i] else "running"
+        rundir.write_status(m.directory, status, step=int(book["diverged_at"][i]) or start)
+        board.update(m.id, start, status=status)
+    board.start_group(start, train.steps)
+
+    def frozen() -> np.ndarray:
+        return (book["diverged_at"] > 0) | (book["stopped_at"] > 0)
+
+    def active_at(step: int) -> np.ndarray:
+        """Members whose step ``step`` is theirs (not frozen before it)."""
+        before = lambda at: (at > 0) & (at < step)  # noqa: E731
+        return ~(before(book["diverged_at"]) | before(book["stopped_at"]))
+
+    reported = set(np.flatnonzero(book["diverged_at"]).tolist())
+    outcome, done = "finished", start
+    t_last, step_last = time.perf_counter(), start
+    try:
+        for s in range(start, train.steps):
+            if frozen().all():
+                break
+            state, metrics = program.step(state, data_keys, s)
+            done = s + 1
+            eval_now = done % train.eval_every == 0 or done == train.steps
+            checkpoint_now = done % train.checkpoint_every == 0 or done == train.steps
+            stopping = stop.signum is not None and done < train.steps
+            if done % train.log_every == 0 or eval_now or checkpoint_now or stopping:
+                book = _bookkeeping(state)
                 now = time.perf_counter()
                 rate = (done - step_last) / max(now - t_last, 1e-9)
                 t_last, step_last = now, done
-                record = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                record.update(step=done, steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
-                record["nonfinite_skipped"] = skipped
-                log.write(json.dumps({"kind": "train", **record}) + "\n")
-                bar.update(task_id, info=f"loss {record['loss']:.4f}")
-            eval_now = done % cfg.train.eval_every == 0 or done == steps
-            if eval_now:
-                last_eval = evaluate(cfg, exp, state.params)
-                log.write(json.dumps({"kind": "eval", "step": done, **last_eval}) + "\n")
-            if checkpoint_now:
-                log.flush()
-                metrics_for_best = last_eval if eval_now else None
-                ckpt.save(done, state, metrics=metrics_for_best, final=done == steps)
-            bar.update(task_id, completed=done)
+                host = distributed.fetch(metrics)
+                for i in np.flatnonzero(active_at(done)):
+                    record = {k: float(value(v)[i]) for k, v in host.items()}
+                    record.update(step=done, steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
+                    record["nonfinite_skipped"] = int(book["skipped"][i])
+                    logs[i].write(json.dumps({"kind": "train", **record}) + "\n")
+                    board.update(members[i].id, done, record["loss"])
+                for i in set(np.flatnonzero(book["diverged_at"]).tolist()) - reported:
+                    reported.add(i)
+                    at = int(book["diverged_at"][i])
+                    rundir.write_status(members[i].directory, "diverged", step=at)
+                    board.update(members[i].id, status="diverged")
+                    echo(
+                        f"{members[i].id}: step {at}: non-finite loss or gradient; the member is "
+                        f"frozen at its last good state (train.nonfinite='stop')"
+                    )
+                if len(members) == 1:
+                    board.advance(done, float(value(host["loss"])[0]))
+            evals: list[dict] = [{} for _ in members]
+            if eval_now and validation is not None:
+                active = active_at(done) & (book["diverged_at"] == 0)
+                evals = program_lib.evaluate(
+                    program, group.objective, state.train.params, validation
+                )
+                state, improved = _choose(state, evals, book, active, done, train, mode)
+                book = _bookkeeping(state)
+                for i in np.flatnonzero(active):
+                    record = {"kind": "eval", "split": "validation", "step": done, **evals[i]}
+                    logs[i].write(json.dumps(record) + "\n")
+                    if book["stopped_at"][i]:
+                        echo(
+                            f"{members[i].id}: stopped early at step {done} (no better "
+                            f"validation {train.best_metric} in {train.patience} evaluations)"
+                        )
+                    if improved[i] and train.keep_best and not checkpoint_now:
+                        logs[i].flush()
+                        metric = {train.best_metric: evals[i][train.best_metric]}
+                        ckpts[i].save(
+                            done, program_lib.member(state, i), metrics=metric, regular=False
+                        )
+            last = done == train.steps or frozen().all()
+            if checkpoint_now or last or stopping:
+                for i, log in enumerate(logs):
+                    log.flush()
+                    metric = evals[i] if train.best_metric in evals[i] else None
+                    ckpts[i].save(done, program_lib.member(state, i), metrics=metric, final=last)
+            board.advance(done)
+            if last:
+                break
             if stopping:
-                log.flush()
-                ckpt.save(done, state, metrics=last_eval if eval_now else None)
-                status = "interrupted"
-                _write_status(workdir, status, step=done)
+                outcome = "interrupted"
+                for i, m in enumerate(members):
+                    if not frozen()[i]:
+                        rundir.write_status(m.directory, "interrupted", step=done)
+                        board.update(m.id, status="interrupted")
                 echo(
                     f"{signal.Signals(stop.signum).name} received: saved a checkpoint at step "
-                    f"{done}. Resume with the same command (workdir {workdir})."
+                    f"{done}. Resume with the same command."
                 )
                 break
-    ckpt.close()
-    if status == "finished":
-        if not last_eval:  # the run had already finished: report its final state again
-            last_eval = evaluate(cfg, exp, state.params)
-        _write_status(workdir, status, step=steps, final=last_eval)
+    finally:
+        for log in logs:
+            log.close()
+    if outcome == "interrupted":
+        for c in ckpts:
+            c.close()
+        return {m.id: result(rundir.read_status(m.directory)) for m in members}
+    results = _finish(experiment, members, group, program, state, ckpts, done, board)
+    for c in ckpts:
+        c.close()
+    return results
+
+
+def _choose(state, evals, book, active, step, train, mode):
+    """Update each active member's best validation value, its step and patience; returns
+    the new state and which members improved."""
+    best, best_step = book["best"].copy(), book["best_step"].copy()
+    since, stopped = book["since_best"].copy(), book["stopped_at"].copy()
+    improved = np.zeros(len(evals), bool)
+    for i, metrics in enumerate(evals):
+        if not active[i]:
+            continue
+        new = metrics.get(train.best_metric, math.nan)  # absent: counted nothing
+        if _better(new, float(best[i]), mode):
+            best[i], best_step[i], since[i], improved[i] = new, step, 0, True
+        else:
+            since[i] += 1
+            if train.patience is not None and since[i] >= train.patience:
+                stopped[i] = step
+    sharding = state.best.sharding
+    place = lambda a, like: distributed.place(a.astype(like.dtype), sharding)  # noqa: E731
+    state = state._replace(
+        best=place(best, state.best),
+        best_step=place(best_step, state.best_step),
+        since_best=place(since, state.since_best),
+        stopped_at=place(stopped, state.stopped_at),
+    )
+    return state, improved
+
+
+def _finish(experiment, members, group, program, state, ckpts, done, board) -> dict[str, dict]:
+    """Score the test split once, at every member's chosen checkpoint; write the results."""
+    cfg = members[0].config
+    train = cfg.train
+    book = _bookkeeping(state)
+    chosen, params = [], []
+    for i, c in enumerate(ckpts):
+        step = int(book["best_step"][i]) if train.keep_best and book["best_step"][i] else done
+        chosen.append(step)
+        current = program_lib.member(state, i)
+        if step == done:
+            params.append(current.train.params)
+        else:
+            params.append(c.restore_step(step, current).train.params)
+    stacked = distributed.place(
+        jax.tree.map(lambda *xs: jnp.stack(xs), *params), state.best.sharding
+    )
+    test = eval_batches(group.data, "test", train.eval_batch_size, train.eval_batches)
+    finals = program_lib.evaluate(program, group.objective, stacked, test)
+    baseline = experiment_lib.get_baseline(experiment, cfg, group.data, test)
+    described = _baseline_dict(baseline)
+    results = {}
+    for i, m in enumerate(members):
+        diverged = int(book["diverged_at"][i])
+        status = "diverged" if diverged else "finished"
+        extra = {
+            "chosen_step": chosen[i],
+            "final": finals[i],
+            "baseline": described,
+            "directions": group.directions,
+        }
+        if book["stopped_at"][i]:
+            extra["stopped_early_at"] = int(book["stopped_at"][i])
+        if np.isfinite(book["best"][i]):
+            extra["best_validation"] = {train.best_metric: float(book["best"][i])}
+        step = diverged or done
         if distributed.is_primary():
-            plot_losses(log_path, workdir / "loss.png")
-    return {"status": status, "step": int(state.step), **last_eval}
+            with (m.directory / rundir.LOG).open("a") as log:
+                log.write(json.dumps({"kind": "test", "step": chosen[i], **finals[i]}) + "\n")
+        rundir.write_status(m.directory, status, step=step, **extra)
+        if distributed.is_primary():
+            rundir.plot_losses(m.directory, described)
+        board.update(m.id, step, finals[i].get("loss"), status)
+        results[m.id] = result({"status": status, "step": step, **extra})
+    return results
 
 
-def read_log(path: Path) -> list[dict]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
-
-
-def plot_losses(log_path: Path, out: Path) -> None:
-    """Train and eval loss against step (log scale), as a PNG beside the log."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_log(log_path)
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=150)
-    for kind, style in (("train", "-"), ("eval", "o-")):
-        rows = [r for r in records if r["kind"] == kind]
-        if rows:
-            ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], style, label=kind, ms=3)
-    baseline = next((r["baseline_loss"] for r in records if r["kind"] == "eval"), None)
-    if baseline is not None:
-        ax.axhline(baseline, color="grey", ls="--", lw=1, label="input-independent baseline")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-
-
-def final_params(workdir: str | Path, cfg: config_lib.Config | None = None):
-    """The params of a run's latest checkpoint (for evaluation and tests)."""
-    workdir = Path(workdir)
-    if cfg is None:
-        cfg = config_lib.from_dict(json.loads((workdir / "config.json").read_text()))
-    exp = build(cfg)
-    ckpt = Checkpointer(workdir / "checkpoints")
-    restored = ckpt.restore(init_state(cfg, exp))
-    ckpt.close()
-    if restored is None:
-        raise FileNotFoundError(f"workdir: no complete checkpoint under {workdir / 'checkpoints'}")
-    return cfg, exp, restored[1]
+def _baseline_dict(baseline: Baseline | None) -> dict | None:
+    if baseline is None:
+        return None
+    return {"name": baseline.name, **{k: float(v) for k, v in baseline.metrics.items()}}

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxrnn.cell import check_positive
+from jaxrnn.cells.base import check_positive
 
 Array = jax.Array
 

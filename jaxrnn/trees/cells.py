@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import initializers
-from jaxrnn.cell import activation_fn, carry_dtype, check_positive, matmul
+from jaxrnn.cells import initializers, registry
+from jaxrnn.cells.base import activation_fn, carry_dtype, check_positive, matmul
 
 Array = jax.Array
 
@@ -69,15 +69,32 @@ def _flat(s: Array) -> Array:
 
 
 class RecursiveParams(NamedTuple):
-    W: jax.Array  # [K*H, H] composition of the concatenated children
-    U: jax.Array  # [I, H] node input
-    b: jax.Array  # [H]
+    """The recursive neural network's weights (Socher et al. 2011).
+
+    ``h = f([h_1; ...; h_K] W + x U + b)``, in the row-vector convention.
+
+    Attributes:
+      W: ``[K*H, H]``, the composition of the concatenated children's states.
+      U: ``[I, H]``, the map of the node's input.
+      b: ``[H]``, the bias.
+    """
+
+    W: jax.Array
+    U: jax.Array
+    b: jax.Array
 
 
 class RecursiveState(NamedTuple):
-    h: jax.Array  # [*batch, H]
+    """A node's state in the recursive neural network (Socher et al. 2011).
+
+    Attributes:
+      h: ``[*batch, H]``, the node's hidden state.
+    """
+
+    h: jax.Array
 
 
+@registry.register("recursive", kind="tree")
 def recursive(
     hidden_size: int,
     *,
@@ -130,26 +147,56 @@ def recursive(
 
 
 class TreeLSTMState(NamedTuple):
-    h: jax.Array  # [*batch, H] hidden state (the output)
-    c: jax.Array  # [*batch, H] memory cell
+    """A node's state in a Child-Sum or N-ary Tree-LSTM (Tai et al. 2015).
+
+    Attributes:
+      h: ``[*batch, H]``, the hidden state (the output).
+      c: ``[*batch, H]``, the memory cell.
+    """
+
+    h: jax.Array
+    c: jax.Array
 
 
 class ChildSumTreeLSTMParams(NamedTuple):
-    W_iou: jax.Array  # [I, 3H], gate order (i, o, u)
-    U_iou: jax.Array  # [H, 3H]
-    b_iou: jax.Array  # [3H]
-    W_f: jax.Array  # [I, H]
-    U_f: jax.Array  # [H, H]
-    b_f: jax.Array  # [H]
+    """The Child-Sum Tree-LSTM's weights (Tai et al. 2015, Eq. 2-8).
+
+    Attributes:
+      W_iou: ``[I, 3H]``, ``W_i, W_o, W_u`` fused in the gate order (i, o, u).
+      U_iou: ``[H, 3H]``, ``U_i, U_o, U_u``, applied to the children's sum ``h̃``.
+      b_iou: ``[3H]``, ``b_i, b_o, b_u``.
+      W_f: ``[I, H]``, the forget gates' input weights.
+      U_f: ``[H, H]``, applied to ``h_k`` in every child's forget gate ``f_k``.
+      b_f: ``[H]``, the forget-gate bias.
+    """
+
+    W_iou: jax.Array
+    U_iou: jax.Array
+    b_iou: jax.Array
+    W_f: jax.Array
+    U_f: jax.Array
+    b_f: jax.Array
 
 
 class NaryTreeLSTMParams(NamedTuple):
-    W_iou: jax.Array  # [I, 3H], gate order (i, o, u)
-    U_iou: jax.Array  # [N*H, 3H], rows of block l: U^{(i,o,u)}_l
-    b_iou: jax.Array  # [3H]
-    W_f: jax.Array  # [I, H]
-    U_f: jax.Array  # [N*H, N*H], block (l, k): U^{(f)}_{kl}
-    b_f: jax.Array  # [H]
+    """The N-ary Tree-LSTM's weights (Tai et al. 2015, Eq. 9-14).
+
+    Attributes:
+      W_iou: ``[I, 3H]``, ``W_i, W_o, W_u`` fused in the gate order (i, o, u).
+      U_iou: ``[N*H, 3H]``; the rows of block ``l`` are ``U_{i,l}, U_{o,l}, U_{u,l}``,
+        applied to child ``l``'s ``h_l``.
+      b_iou: ``[3H]``, ``b_i, b_o, b_u``.
+      W_f: ``[I, H]``, the forget gates' input weights, shared by the ``N`` gates.
+      U_f: ``[N*H, N*H]``; block ``(l, k)`` is ``U^{(f)}_{kl}``, from ``h_l`` to ``f_k``.
+      b_f: ``[H]``, the forget-gate bias.
+    """
+
+    W_iou: jax.Array
+    U_iou: jax.Array
+    b_iou: jax.Array
+    W_f: jax.Array
+    U_f: jax.Array
+    b_f: jax.Array
 
 
 def _lstm_init(H: int, recurrent_rows: int, forget_cols: int, forget_bias: float, dtype):
@@ -185,6 +232,7 @@ def _iou(params, x, h_in, acc):
     return (a[..., k * H : (k + 1) * H] for k in range(3))
 
 
+@registry.register("child_sum_tree_lstm", kind="tree")
 def child_sum_tree_lstm(hidden_size: int, *, forget_bias: float = 1.0, dtype=jnp.float32):
     """The Child-Sum Tree-LSTM of Tai et al. (2015, Eq. 2-8), for any number of children.
 
@@ -227,6 +275,8 @@ def child_sum_tree_lstm(hidden_size: int, *, forget_bias: float = 1.0, dtype=jnp
     )
 
 
+# arity 2 by default: the binary Tree-LSTM.
+@registry.register("binary_tree_lstm", kind="tree")
 def nary_tree_lstm(
     hidden_size: int, *, arity: int = 2, forget_bias: float = 1.0, dtype=jnp.float32
 ):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.cell import check_positive
+from jaxrnn.cells.base import check_positive
 from jaxrnn.trees.builders import Trees
 from jaxrnn.trees.cells import TreeCell
 

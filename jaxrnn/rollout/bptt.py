@@ -37,10 +37,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import activation_fn, carry_dtype, matmul
+from jaxrnn.cells.base import activation_fn, carry_dtype, matmul
 from jaxrnn.cells.elman import ElmanParams
-from jaxrnn.fused import DERIVATIVE_FROM_OUTPUT
-from jaxrnn.rollout import _as_mask, _check_lengths
+from jaxrnn.rollout.fused import DERIVATIVE_FROM_OUTPUT
+from jaxrnn.rollout.scan import as_mask, check_lengths
 
 
 def _derivative(activation, f, z, h):
@@ -108,9 +108,9 @@ def elman_bptt(
 
     valid = jnp.ones((*batch_shape, T), jnp.bool_)
     if mask is not None:
-        valid = _as_mask("mask", mask, (*batch_shape, T), False)
+        valid = as_mask("mask", mask, (*batch_shape, T), False)
     if lengths is not None:
-        lengths = _check_lengths(lengths, batch_shape, T)
+        lengths = check_lengths(lengths, batch_shape, T)
         valid = valid & (jnp.arange(T, dtype=lengths.dtype) < lengths[..., None])
 
     # Time-major for the scans: [T, *batch, ...]; v is [T, *batch, 1] to broadcast over H.

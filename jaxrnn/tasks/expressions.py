@@ -53,11 +53,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import losses
-from jaxrnn.cell import check_positive
-from jaxrnn.data import Task, epoch_indices
+from jaxrnn.cells.base import check_positive
 from jaxrnn.models import Model
 from jaxrnn.models.heads import Linear, linear, linear_init
+from jaxrnn.models.sequence import bound_input_size
+from jaxrnn.tasks import losses
+from jaxrnn.tasks.data import Dataset
+from jaxrnn.tasks.objectives import Objective, mean
 from jaxrnn.trees.builders import Trees, batch_trees, from_nested
 from jaxrnn.trees.cells import TreeCell
 from jaxrnn.trees.evaluation import evaluate
@@ -198,22 +200,34 @@ def encode(expressions: list[Expression], max_ops: int) -> ExpressionSet:
     )
 
 
-# Memoised: a run builds its training and test tasks from the same draw.
+class Splits(NamedTuple):
+    """The three expression sets of the experiment."""
+
+    train: ExpressionSet
+    validation: ExpressionSet
+    test: ExpressionSet
+
+
+# Memoised: the sweep members of a group and the evaluation of a run share one draw.
 @functools.cache
 def splits(
     max_ops: int,
     *,
     num_train: int,
     num_test: int = 1000,
+    num_validation: int = 1000,
     test_max_ops: int | None = None,
     seed: int = 0,
-) -> tuple[ExpressionSet, ExpressionSet]:
-    """The training and test sets.
+) -> Splits:
+    """The training, validation and test sets.
 
     Training: ``num_train`` expressions with 1..``max_ops`` operators. Test:
     ``num_test`` expressions of the same range that are not in the training set,
     then (if ``test_max_ops > max_ops``) ``num_test`` longer ones with
-    ``max_ops + 1 .. test_max_ops`` operators; padded to the longest.
+    ``max_ops + 1 .. test_max_ops`` operators; padded to the longest. Validation,
+    which chooses the model: ``num_validation`` expressions of the training range
+    in neither of the others (the longer test expressions are never looked at
+    before the test).
     """
     check_positive("max_ops", max_ops)
     if test_max_ops is not None and test_max_ops < max_ops:
@@ -224,7 +238,9 @@ def splits(
     top = max_ops if test_max_ops is None else test_max_ops
     if top > max_ops:
         test += generate(num_test, max_ops + 1, top, seed=seed + 2)
-    return encode(train, max_ops), encode(test, top)
+    held_out = seen | frozenset(map(to_text, test))
+    validation = generate(num_validation, 1, max_ops, seed=seed + 3, exclude=held_out)
+    return Splits(encode(train, max_ops), encode(validation, max_ops), encode(test, top))
 
 
 class ExpressionBatch(NamedTuple):
@@ -236,42 +252,37 @@ class ExpressionBatch(NamedTuple):
     ops: jax.Array  # [B] int32 number of operators
 
 
-def task(data: ExpressionSet, form: str, name: str = "expressions") -> Task:
-    """A :class:`jaxrnn.data.Task` over a finite expression set (classification, 10 classes).
-
-    ``batch(key, step, batch_size)`` walks through a per-epoch permutation (see
-    :func:`jaxrnn.data.epoch_indices`) and returns an :class:`ExpressionBatch` in
-    ``form`` ``"tree"`` or ``"sequence"``. ``baseline`` is the entropy of the
-    set's label frequencies (the best input-independent cross-entropy).
-    """
+def dataset(sets: Splits, form: str) -> Dataset:
+    """The splits as a :class:`~jaxrnn.tasks.data.Dataset` whose batches are
+    :class:`ExpressionBatch` es in ``form`` ``"tree"`` or ``"sequence"`` (one-hot tokens
+    of :data:`VOCAB`, ten classes)."""
     if form not in FORMS:
         raise ValueError(f"form: expected one of {FORMS}, got {form!r}")
-    arrays = jax.tree.map(jnp.asarray, data._replace(text=()))
-    size = len(data.labels)
     V = len(VOCAB)
 
-    def batch(key, step, batch_size) -> ExpressionBatch:
-        take = epoch_indices(key, step, batch_size, size)
+    def collate(examples: ExpressionSet) -> ExpressionBatch:
         if form == "tree":
-            trees = jax.tree.map(lambda a: a[take], arrays.trees)
+            trees = examples.trees
             inputs = trees._replace(x=jax.nn.one_hot(trees.x, V, dtype=jnp.float32))
             mask = trees.node_mask
         else:
-            mask = arrays.token_mask[take]
-            inputs = jax.nn.one_hot(arrays.tokens[take], V, dtype=jnp.float32)
-        return ExpressionBatch(inputs, arrays.labels[take], mask, arrays.ops[take])
+            mask = examples.token_mask
+            inputs = jax.nn.one_hot(examples.tokens, V, dtype=jnp.float32)
+        return ExpressionBatch(inputs, examples.labels, mask, examples.ops)
 
-    p = np.bincount(data.labels, minlength=NUM_CLASSES) / size
-    baseline = float(-np.sum(p[p > 0] * np.log(p[p > 0])))
-    return Task(f"{name}-{form}", batch, V, NUM_CLASSES, "classification", baseline)
+    # Arrays only: the strings stay out of the data set's pytree.
+    arrays = [s._replace(text=()) for s in sets]
+    return Dataset(*arrays, collate=collate)
 
 
 class TreeClassifierParams(NamedTuple):
+    """The tree cell's params and the readout of the root."""
+
     cell: object
     readout: Linear  # [H, O]
 
 
-def tree_classifier(cell: TreeCell, output_size: int) -> Model:
+def tree_classifier(cell: TreeCell, output_size: int, *, input_size: int | None = None) -> Model:
     """A tree cell evaluated bottom-up, then a linear readout of the root's ``h``.
 
         logits = h_root W + b
@@ -281,12 +292,14 @@ def tree_classifier(cell: TreeCell, output_size: int) -> Model:
     nodes are in ``trees.node_mask``). It runs ``(N + 1) // 2`` levels, the height
     bound of a tree of ``N`` nodes whose internal nodes all have two or more
     children (expression trees); taller trees would leave their root unset.
+    ``input_size``: the node inputs' size, so that ``init(key)`` needs none.
     """
     check_positive("output_size", output_size)
 
-    def init(key, input_size: int) -> TreeClassifierParams:
+    def init(key, size: int | None = None) -> TreeClassifierParams:
+        size = bound_input_size(size, input_size)
         k_cell, k_out = jax.random.split(key)
-        params = cell.init(k_cell, input_size)
+        params = cell.init(k_cell, size)
         h = cell.initial_state(params).h
         return TreeClassifierParams(params, linear_init(k_out, h.shape[-1], output_size, h.dtype))
 
@@ -298,22 +311,25 @@ def tree_classifier(cell: TreeCell, output_size: int) -> Model:
     return Model(init, apply)
 
 
-def objective(model: Model, max_ops: int | None = None):
-    """``objective(params, batch, key) -> (loss, metrics)``: cross-entropy and accuracy.
+def objective(model: Model, max_ops: int | None = None) -> Objective:
+    """Cross-entropy (nats) and accuracy of a classifier of :class:`ExpressionBatch` es.
 
-    With ``max_ops`` (the training range) the metrics also split the accuracy into
+    With ``max_ops`` (the training range) evaluation also splits the accuracy into
     ``accuracy_iid`` (held-out expressions with at most ``max_ops`` operators) and
-    ``accuracy_longer`` (more operators than any training expression).
+    ``accuracy_longer`` (more operators than any training expression), exact means
+    over a split's expressions of each kind.
     """
 
-    def f(params, batch: ExpressionBatch, key):
+    def loss(params, batch: ExpressionBatch, key):
         logits = model.apply(params, batch.inputs, mask=batch.mask, key=key)
-        loss = losses.cross_entropy(logits, batch.targets)
-        metrics = {"loss": loss, "accuracy": losses.accuracy(logits, batch.targets)}
-        if max_ops is not None:
+        ce = losses.cross_entropy(logits, batch.targets)
+        metrics = {"loss": ce, "accuracy": losses.accuracy(logits, batch.targets)}
+        if key is None and max_ops is not None:
+            right = losses.item_correct(logits, batch.targets)
             iid = batch.ops <= max_ops
-            metrics["accuracy_iid"] = losses.accuracy(logits, batch.targets, iid)
-            metrics["accuracy_longer"] = losses.accuracy(logits, batch.targets, ~iid)
-        return loss, metrics
+            metrics["accuracy_iid"] = mean(right, iid)
+            metrics["accuracy_longer"] = mean(right, ~iid)
+        return ce, metrics
 
-    return f
+    directions = {"accuracy": "max", "accuracy_iid": "max", "accuracy_longer": "max"}
+    return Objective(loss, directions)

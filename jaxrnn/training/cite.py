@@ -8,7 +8,7 @@ guide describes (``software`` -> ``@software``, ``article`` -> ``@article``,
 ``conference-paper`` -> ``@inproceedings``, other types -> ``@misc``). A ``%``
 comment block above the entry records the versions of jaxrnn, JAX, jaxlib, Flax,
 optax and Python and the git commit, as collected by
-:func:`jaxrnn.training.loop.manifest`.
+:func:`current_versions`.
 
 Where ``CITATION.cff`` is found: at the repository root, next to the ``jaxrnn``
 package (a source checkout or an editable install). A wheel does not carry it,
@@ -29,12 +29,14 @@ References:
 """
 
 import importlib.metadata
+import platform
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 # The repository root of a source checkout or editable install.
-CFF_PATH = Path(__file__).resolve().parent.parent / "CITATION.cff"
+CFF_PATH = Path(__file__).resolve().parents[2] / "CITATION.cff"
 
 # The manifest entries that say what produced a result (not the run's seed or hash).
 VERSION_KEYS = ("jaxrnn", "jax", "jaxlib", "flax", "optax", "python", "git_commit")
@@ -126,7 +128,7 @@ def bibtex(
 
     Args:
       cff: CFF metadata (:func:`load_cff`); None: load it.
-      versions: ``{name: version}`` as :func:`jaxrnn.training.loop.manifest`
+      versions: ``{name: version}`` as :func:`current_versions`
         returns (other entries are ignored); None: this process's versions.
       key: the citation key.
 
@@ -157,16 +159,44 @@ def bibtex(
 
 
 def current_versions() -> dict[str, Any]:
-    """This process's versions and git commit (:func:`jaxrnn.training.loop.manifest`)."""
-    from jaxrnn.training import config as config_lib
-    from jaxrnn.training.loop import manifest
+    """This process's versions, git commit and devices (what a run's manifest records)."""
+    import flax
+    import jax
+    import jaxlib
+    import optax
 
-    info = manifest(config_lib.Config())
-    return {k: info[k] for k in VERSION_KEYS}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    devices = jax.devices()
+    return {
+        "jaxrnn": importlib.metadata.version("jaxrnn"),
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "flax": flax.__version__,
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+    }
 
 
-def write_bibtex(path: str | Path, versions: Mapping[str, Any] | None = None) -> Path:
-    """Write :func:`bibtex` (``versions``: a run's manifest, None: this process) to ``path``."""
+def write_bibtex(
+    path: str | Path, versions: Mapping[str, Any] | None = None, data: str | None = None
+) -> Path:
+    """Write :func:`bibtex` (``versions``: a run's manifest, None: this process) to
+    ``path``, followed by ``data``, the BibTeX of the data set an experiment used."""
     path = Path(path)
-    path.write_text(bibtex(versions=versions))
+    text = bibtex(versions=versions)
+    if data:
+        text += "\n% The data set, as its experiment asks it to be cited.\n" + data.strip() + "\n"
+    path.write_text(text)
     return path

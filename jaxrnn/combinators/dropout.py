@@ -18,17 +18,33 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import Cell
+from jaxrnn.cells.base import Cell
 
 
 class DropoutCarry(NamedTuple):
-    cell: Any  # the wrapped cell's carry
-    key: jax.Array | None  # fixed for the whole sequence; None: evaluation mode
+    """The carry of :func:`variational_dropout` (Gal & Ghahramani 2016).
+
+    Attributes:
+      cell: the wrapped cell's carry.
+      key: the PRNG key the masks are drawn from, fixed for the whole sequence (the
+        same masks at every step); None: evaluation mode, no dropout.
+    """
+
+    cell: Any
+    key: jax.Array | None
 
 
 class ZoneoutCarry(NamedTuple):
-    cell: Any  # the wrapped cell's carry
-    key: jax.Array | None  # advances every step; None: evaluation mode
+    """The carry of :func:`zoneout` (Krueger et al. 2017).
+
+    Attributes:
+      cell: the wrapped cell's carry.
+      key: the PRNG key, split every step for fresh masks; None: evaluation mode
+        (the expectation, no randomness).
+    """
+
+    cell: Any
+    key: jax.Array | None
 
 
 def check_rate(name: str, rate: float) -> float:

@@ -34,10 +34,10 @@ class Cell(NamedTuple):
     """A recurrent cell: ``init``, ``initial_carry`` and ``apply``, all pure.
 
     ``fused`` is optional: a rollout with a hand-derived backward pass (see
-    :mod:`jaxrnn.fused`), ``fused(params, carry, xs, valid, *, reverse, unroll) ->
+    :mod:`jaxrnn.rollout.fused`), ``fused(params, carry, xs, valid, *, reverse, unroll) ->
     (final_carry, ys)`` on time-major ``xs [T, *batch, I]`` and ``valid [T, *batch]``
     bool (or None), equal in values and gradients to :func:`jaxrnn.scan` over
-    ``apply`` with that mask. It raises ``jaxrnn.fused.Unsupported`` (a ``ValueError``)
+    ``apply`` with that mask. It raises ``jaxrnn.rollout.fused.Unsupported`` (a ``ValueError``)
     at trace time for arguments it does not handle. The built-in factories fill it
     in; a cell built as ``Cell(init, initial_carry, apply)`` (a user cell, or a
     wrapper such as dropout or ``stack``) has none, so it is never used by mistake.
@@ -86,6 +86,10 @@ def carry_dtype(param_dtype) -> jnp.dtype:
 
 
 def check_positive(name: str, value: int) -> int:
+    """Return ``value`` if it is a positive int (a ``bool`` is not), else raise ``ValueError``.
+
+    ``name`` is the argument's name, for the error message.
+    """
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
     return value

@@ -57,6 +57,7 @@ __all__ = [
     "normal",
     "ones",
     "orthogonal",
+    "recurrent",
     "uniform",
     "zeros",
 ]
@@ -72,6 +73,18 @@ def identity(scale: float = 1.0) -> Initializer:
         return scale * jnp.eye(shape[0], dtype=dtype)
 
     return init
+
+
+def recurrent(name: str = "orthogonal", scale: float = 1.0, gates: int = 1) -> Initializer:
+    """The recurrent-weight initialiser a config names, per gate block of ``gates``.
+
+    ``"orthogonal"``: an orthogonal ``[H, H]`` block per gate (Saxe et al. 2014);
+    ``"identity"``: ``scale * I`` per gate (IRNN, Le et al. 2015).
+    """
+    if name not in ("orthogonal", "identity"):
+        raise ValueError(f"name: expected 'orthogonal' or 'identity', got {name!r}")
+    one = identity(scale) if name == "identity" else orthogonal()
+    return one if gates == 1 else fused(*[one] * gates)
 
 
 def fused(*gate_inits: Initializer) -> Initializer:

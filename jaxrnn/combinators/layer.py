@@ -18,16 +18,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import Cell, probe_dtype
-from jaxrnn.dropout import check_rate
-from jaxrnn.rollout import check_remat, scan
-from jaxrnn.stack import (
+from jaxrnn.cells.base import Cell, probe_dtype
+from jaxrnn.combinators.dropout import check_rate
+from jaxrnn.combinators.stack import (
     StackParams,
     init_layers,
     layer_input,
     layer_output,
     split_key,
 )
+from jaxrnn.rollout.scan import check_remat, scan
 
 Array = jax.Array
 
@@ -40,13 +40,30 @@ class Layer(NamedTuple):
 
 
 class BidirectionalParams(NamedTuple):
-    forward: Any  # the forward cell's params
-    backward: Any  # the backward cell's params
+    """The params of a :func:`bidirectional` layer, one set per direction.
+
+    Attributes:
+      forward: the forward cell's params.
+      backward: the backward cell's params.
+    """
+
+    forward: Any
+    backward: Any
 
 
 class BidirectionalCarry(NamedTuple):
-    forward: Any  # forward carry: after each sequence's last valid step
-    backward: Any  # backward carry: after each sequence's first step
+    """The carry of a :func:`bidirectional` layer, one per direction.
+
+    As the initial ``carry`` argument of ``apply``, an entry None means that
+    direction's default initial carry.
+
+    Attributes:
+      forward: the forward cell's carry; final: after each sequence's last valid step.
+      backward: the backward cell's carry; final: after each sequence's first step.
+    """
+
+    forward: Any
+    backward: Any
 
 
 def rnn(

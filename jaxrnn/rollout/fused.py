@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import activation_fn, check_input
+from jaxrnn.cells.base import activation_fn, check_input
 
 Array = jax.Array
 log = logging.getLogger("jaxrnn")

@@ -31,12 +31,19 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxrnn.cell import Cell, check_carry
+from jaxrnn.cells.base import Cell, check_carry
 
 
 class SpectralStats(NamedTuple):
-    spectral_radius: jax.Array  # [...] max |eigenvalue|
-    singular_values: jax.Array  # [..., S] descending
+    """The spectrum of square matrices ``J [..., S, S]``, from :func:`spectral_stats`.
+
+    Attributes:
+      spectral_radius: ``[...]``, ``max_i |λ_i(J)|``.
+      singular_values: ``[..., S]``, descending; the first is ``‖J‖_2``.
+    """
+
+    spectral_radius: jax.Array
+    singular_values: jax.Array
 
 
 def _initial_carry(cell: Cell, params, batch_shape, carry):

@@ -54,14 +54,27 @@ def _check_logits(logits, labels):
         raise TypeError(f"labels: expected integer class indices, got dtype {labels.dtype}")
 
 
+def item_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Softmax cross-entropy in nats of every item: ``[*items]`` from ``logits [*items, C]``
+    and integer ``labels [*items]``."""
+    _check_logits(logits, labels)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def item_correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``[*items]`` float32: 1 where the arg-max class equals the label, else 0."""
+    _check_logits(logits, labels)
+    # argmax gives the default int (int64 under x64): compare in the labels' dtype.
+    return (jnp.argmax(logits, axis=-1).astype(labels.dtype) == labels).astype(jnp.float32)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Softmax cross-entropy in nats, averaged over valid items.
 
     ``logits: [*items, C]``, ``labels: [*items]`` integers; for token sequences
     ``items = (B, T)`` and the mean is over valid tokens only.
     """
-    _check_logits(logits, labels)
-    return masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), mask)
+    return masked_mean(item_cross_entropy(logits, labels), mask)
 
 
 def bits_per_character(
@@ -78,7 +91,4 @@ def perplexity(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = No
 
 def accuracy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Fraction of valid items whose arg-max class equals the label."""
-    _check_logits(logits, labels)
-    # argmax gives the default int (int64 under x64): compare in the labels' dtype.
-    correct = (jnp.argmax(logits, axis=-1).astype(labels.dtype) == labels).astype(jnp.float32)
-    return masked_mean(correct, mask)
+    return masked_mean(item_correct(logits, labels), mask)

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn import fused
-from jaxrnn.cell import Cell, check_carry
+from jaxrnn.cells.base import Cell, check_carry
+from jaxrnn.rollout import fused
 
 
 def _is_key(x) -> bool:
@@ -54,7 +54,9 @@ def _where(cond, a, b, batch_shape):
     return jax.tree.map(pick, a, b)
 
 
-def _as_mask(name, value, shape, is_time_major):
+def as_mask(name, value, shape, is_time_major):
+    """``value`` as a bool array of ``shape``, or an error naming ``name``, the expected
+    shape and layout, and what was given."""
     value = jnp.asarray(value)
     if value.dtype != jnp.bool_:
         raise TypeError(f"{name}: expected a bool array, got dtype {value.dtype}")
@@ -64,7 +66,9 @@ def _as_mask(name, value, shape, is_time_major):
     return value
 
 
-def _check_lengths(lengths, batch_shape, T):
+def check_lengths(lengths, batch_shape, T):
+    """``lengths`` as an integer array of ``batch_shape`` with values in ``[0, T]``
+    (the values checked where they are concrete), or an error naming what is wrong."""
     # Values can only be checked when concrete: before jnp.asarray, which turns a
     # constant captured by an outer jit into a tracer.
     concrete = None if isinstance(lengths, jax.core.Tracer) else np.asarray(lengths)
@@ -117,7 +121,7 @@ def scan(
       time_major: layout of ``xs``, ``mask``, ``resets`` and the returned ``ys``.
       unroll: passed to ``jax.lax.scan``.
       bptt: how gradients are computed. ``"auto"`` (default): the cell's fused
-        rollout with hand-derived BPTT (:mod:`jaxrnn.fused`; built-in Elman, GRU
+        rollout with hand-derived BPTT (:mod:`jaxrnn.rollout.fused`; built-in Elman, GRU
         with ``reset_after`` and plain LSTM, float32 or float64, no ``resets``)
         wherever it applies, else autodiff of the plain scan; ``"fused"``: the
         fused rollout or a ``ValueError`` saying why it does not apply;
@@ -153,15 +157,15 @@ def scan(
 
     valid = None
     if mask is not None:
-        valid = to_time_major(_as_mask("mask", mask, mask_shape, time_major))
+        valid = to_time_major(as_mask("mask", mask, mask_shape, time_major))
     if lengths is not None:
-        lengths = _check_lengths(lengths, batch_shape, T)
+        lengths = check_lengths(lengths, batch_shape, T)
         steps = jnp.arange(T, dtype=lengths.dtype).reshape((T,) + (1,) * len(batch_shape))
         in_length = steps < lengths
         valid = in_length if valid is None else valid & in_length
     starts = None
     if resets is not None:
-        starts = to_time_major(_as_mask("resets", resets, mask_shape, time_major))
+        starts = to_time_major(as_mask("resets", resets, mask_shape, time_major))
         if reverse:  # backwards, a sequence starts after the step that began it going forward
             starts = jnp.concatenate([starts[1:], jnp.zeros_like(starts[:1])])
 

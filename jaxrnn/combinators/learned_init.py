@@ -5,12 +5,20 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cell import Cell
+from jaxrnn.cells.base import Cell
 
 
 class LearnedInitParams(NamedTuple):
-    cell: Any  # the wrapped cell's params
-    carry: Any  # the learned initial carry, unbatched ([H] per leaf)
+    """The params of a :func:`learned_initial_carry` cell.
+
+    Attributes:
+      cell: the wrapped cell's params.
+      carry: the learned initial carry, unbatched (e.g. ``[H]`` per leaf), broadcast
+        over the batch.
+    """
+
+    cell: Any
+    carry: Any
 
 
 def learned_initial_carry(cell: Cell, init=None) -> Cell:

@@ -38,16 +38,26 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrnn.cell import Cell, check_carry, check_positive
-from jaxrnn.rollout import scan
+from jaxrnn.cells.base import Cell, check_carry, check_positive
+from jaxrnn.rollout.scan import scan
 
 
 class TBPTTResult(NamedTuple):
-    params: Any  # params after the last update (the input params without an optimizer)
-    opt_state: Any  # optimizer state after the last update, or None
-    grads: Any  # sum over segments of each segment's truncated gradient
-    losses: jax.Array  # [num_segments] each segment's loss
-    carry: Any  # carry after the last valid step, [*batch, ...]
+    """The result of :func:`truncated_bptt`, BPTT(k2; k1) (Williams & Peng 1990).
+
+    Attributes:
+      params: the params after the last update (the input params without an optimizer).
+      opt_state: the optimizer state after the last update; None without an optimizer.
+      grads: the sum over segments of each segment's truncated gradient.
+      losses: ``[num_segments]`` (``ceil(T / k1)``), each segment's loss.
+      carry: ``[*batch, ...]``, the carry after the last valid step.
+    """
+
+    params: Any
+    opt_state: Any
+    grads: Any
+    losses: jax.Array
+    carry: Any
 
 
 def _pad_time(tree, axis: int, before: int, after: int):

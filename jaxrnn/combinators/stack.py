@@ -21,17 +21,31 @@ from typing import NamedTuple
 
 import jax
 
-from jaxrnn.cell import Cell, step_output
-from jaxrnn.dropout import check_rate, dropout_mask
+from jaxrnn.cells.base import Cell, step_output
+from jaxrnn.combinators.dropout import check_rate, dropout_mask
 
 
 class StackParams(NamedTuple):
-    layers: tuple  # one entry per layer, each that layer's params
+    """The params of a deep network (:func:`stack`, :func:`jaxrnn.stack_layers`).
+
+    Attributes:
+      layers: one entry per layer, bottom first: that layer's params.
+    """
+
+    layers: tuple
 
 
 class StackCarry(NamedTuple):
-    layers: tuple  # one entry per layer, each that layer's carry
-    key: jax.Array | None  # between-layer dropout key; None: no dropout (evaluation)
+    """The carry of a :func:`stack` cell.
+
+    Attributes:
+      layers: one entry per layer, bottom first: that layer's carry.
+      key: the PRNG key of the between-layer dropout masks, fixed for the whole
+        sequence; None: no dropout (``dropout=0``, or evaluation without a key).
+    """
+
+    layers: tuple
+    key: jax.Array | None
 
 
 def split_key(key: jax.Array | None, num_layers: int):
@@ -67,6 +81,7 @@ def layer_input(y_prev: jax.Array, l: int, *, dropout: float, key, time_axis: bo
 
 
 def check_residual(l: int, input_size: int, output_size: int) -> None:
+    """Raise unless layer ``l``'s input and output sizes match, as its residual connection needs."""
     if input_size != output_size:
         raise ValueError(
             f"residual: layer {l} adds its input to its output, so both need the same size; "

@@ -1,0 +1,2 @@
+"""Rolling a cell over sequences: ``scan``, the fused BPTT fast path, hand-derived and
+truncated BPTT, and gradient diagnostics."""

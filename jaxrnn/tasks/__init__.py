@@ -1,0 +1,84 @@
+"""Tasks: an experiment's data and objective, and the built-in ones.
+
+* data: :class:`Batch`, :class:`Stream` (batches as pure functions of ``(key, step)``),
+  :class:`Dataset` (finite train / validation / test splits), see :mod:`jaxrnn.tasks.data`;
+* objectives: :class:`Objective` (a loss and the direction of each metric),
+  :class:`Mean`, and the objectives of sequence models, :func:`regression`,
+  :func:`classification`, :func:`tokens` (:mod:`jaxrnn.tasks.objectives`);
+* losses: :mod:`jaxrnn.tasks.losses`; baselines: :class:`Baseline` and the
+  input-independent predictors of :mod:`jaxrnn.tasks.baselines`;
+* built-in data: :func:`adding`, :func:`copying`, :func:`parity`
+  (:mod:`~jaxrnn.tasks.synthetic`), :mod:`~jaxrnn.tasks.digits`,
+  :mod:`~jaxrnn.tasks.addition` (with :mod:`~jaxrnn.tasks.seq2seq`),
+  :mod:`~jaxrnn.tasks.shakespeare` (with :mod:`~jaxrnn.tasks.text`) and
+  :mod:`~jaxrnn.tasks.expressions`.
+"""
+
+from jaxrnn.tasks import (
+    addition,
+    baselines,
+    digits,
+    expressions,
+    losses,
+    seq2seq,
+    shakespeare,
+    text,
+)
+from jaxrnn.tasks.baselines import Baseline, class_prior, mean_predictor, token_prior
+from jaxrnn.tasks.data import (
+    Batch,
+    Dataset,
+    Stream,
+    eval_batches,
+    shapes,
+    split_examples,
+    train_batch,
+)
+from jaxrnn.tasks.losses import accuracy, cross_entropy, masked_mean, mse
+from jaxrnn.tasks.objectives import (
+    Mean,
+    Objective,
+    classification,
+    mean,
+    regression,
+    tokens,
+    value,
+)
+from jaxrnn.tasks.synthetic import adding, copying, copying_baseline, parity
+
+__all__ = [
+    "Baseline",
+    "Batch",
+    "Dataset",
+    "Mean",
+    "Objective",
+    "Stream",
+    "accuracy",
+    "adding",
+    "addition",
+    "baselines",
+    "class_prior",
+    "classification",
+    "copying",
+    "copying_baseline",
+    "cross_entropy",
+    "digits",
+    "eval_batches",
+    "expressions",
+    "losses",
+    "masked_mean",
+    "mean",
+    "mean_predictor",
+    "mse",
+    "parity",
+    "regression",
+    "seq2seq",
+    "shakespeare",
+    "shapes",
+    "split_examples",
+    "text",
+    "token_prior",
+    "tokens",
+    "train_batch",
+    "value",
+]

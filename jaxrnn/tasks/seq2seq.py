@@ -1,0 +1,108 @@
+"""Sequence-to-sequence batches and their objective: teacher-forced cross-entropy and exact match.
+
+* :class:`Seq2SeqBatch`: source ids and lengths, decoder inputs ``<bos> + target``,
+  decoder targets ``target + <eos>`` and their mask.
+* :func:`objective`: the mean cross-entropy over the valid target tokens of the
+  teacher-forced logits (optionally with scheduled sampling, Bengio et al. 2015)
+  and token accuracy; at evaluation also the exact-match accuracy of greedy
+  decoding (jit-compiled, ``max_length = T``, early stop on ``<eos>``).
+* :func:`model`: the encoder-decoder of a cell factory, with or without attention.
+
+References:
+  Sutskever, Vinyals, Le (2014). Sequence to Sequence Learning with Neural Networks. NeurIPS.
+  Bengio, Vinyals, Jaitly, Shazeer (2015). Scheduled Sampling for Sequence
+  Prediction with Recurrent Neural Networks. NeurIPS.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.combinators.layer import bidirectional
+from jaxrnn.models import Seq2Seq, attention, greedy, seq2seq_model
+from jaxrnn.models.vocab import BOS, EOS, PAD
+from jaxrnn.tasks import losses
+from jaxrnn.tasks.objectives import Objective, mean, value
+
+ATTENTIONS = {
+    "additive": lambda size: attention.additive(size),
+    "dot": lambda size: attention.dot(),
+    "general": lambda size: attention.general(),
+}
+
+
+class Seq2SeqBatch(NamedTuple):
+    """A batch of source and target token sequences (int32 ids)."""
+
+    source: jax.Array  # [B, S] right-padded with <pad>
+    source_lengths: jax.Array  # [B]
+    target_in: jax.Array  # [B, T]: <bos> + target, then <pad>
+    targets: jax.Array  # [B, T]: target + <eos>, then <pad>
+    mask: jax.Array  # [B, T] bool: the valid positions of ``targets``
+
+
+def model(
+    make_cell: Callable[[], object],
+    vocab_size: int,
+    *,
+    embedding_size: int,
+    hidden_size: int,
+    attention_kind: str | None = None,
+    bidirectional_encoder: bool = False,
+) -> Seq2Seq:
+    """An encoder-decoder over one vocabulary: ``make_cell()`` as the encoder (inside
+    :func:`jaxrnn.bidirectional` if ``bidirectional_encoder``) and as the decoder, with
+    Luong attention of ``attention_kind`` (``"additive"``: ``A = hidden_size``; ``"dot"``;
+    ``"general"``) or none."""
+    encoder = make_cell()
+    if bidirectional_encoder:
+        encoder = bidirectional(encoder)
+    att = None if attention_kind is None else ATTENTIONS[attention_kind](hidden_size)
+    return seq2seq_model(
+        encoder, make_cell(), vocab_size, vocab_size, embedding_size=embedding_size, attention=att
+    )
+
+
+def exact_match(model: Seq2Seq, params, batch: Seq2SeqBatch) -> jax.Array:
+    """Per-example ``[B]`` bool: greedy decoding reproduces ``targets`` exactly.
+
+    Decoding runs at most ``T`` steps and emits ``<pad>`` after ``<eos>``, as
+    ``targets`` does, so a right answer matches at every position (its EOS included).
+    """
+    state = model.init_decode_state(params, batch.source, batch.source_lengths)
+    out = greedy(
+        model.decode_step, params, state, bos_id=BOS, eos_id=EOS,
+        max_length=batch.targets.shape[1], pad_id=PAD,
+    )  # fmt: skip
+    return jnp.all(out.tokens == batch.targets.astype(out.tokens.dtype), axis=1)
+
+
+def objective(model: Seq2Seq, sampling_prob: float = 0.0) -> Objective:
+    """The objective of an encoder-decoder on :class:`Seq2SeqBatch` es.
+
+    ``loss`` is the mean cross-entropy (nats) over the valid target tokens of the
+    teacher-forced logits, ``accuracy`` the share of them predicted right (both exact
+    means over a split's tokens). With ``sampling_prob > 0`` the training pass feeds
+    the model's own samples with that probability (scheduled sampling); evaluation
+    (``key=None``) always teacher-forces, and adds ``exact_match``, the share of
+    examples that greedy decoding gets exactly right.
+    """
+
+    def loss(params, batch: Seq2SeqBatch, key):
+        prob = sampling_prob if key is not None else 0.0
+        logits, _ = model.apply_teacher_forced(
+            params, batch.source, batch.source_lengths, batch.target_in, key=key,
+            sampling_prob=prob,
+        )  # fmt: skip
+        ce = mean(losses.item_cross_entropy(logits, batch.targets), batch.mask)
+        metrics = {
+            "loss": ce,
+            "accuracy": mean(losses.item_correct(logits, batch.targets), batch.mask),
+        }
+        if key is None:
+            metrics["exact_match"] = jnp.mean(exact_match(model, params, batch).astype(jnp.float32))
+        return value(ce), metrics
+
+    return Objective(loss, {"accuracy": "max", "exact_match": "max"})

