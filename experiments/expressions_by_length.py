@@ -20,7 +20,7 @@ def by_length(workdir: str) -> tuple[str, dict[int, float]]:
     apply = jax.jit(run.model.apply)
     right, ops = [], []
     for batch in eval_batches(run.group.data, "test", 1000, 0):  # the whole test split
-        logits = apply(run.state.train.params, batch.inputs, mask=batch.mask)
+        logits = apply(run.params, batch.inputs, mask=batch.mask)
         right.append(np.asarray(np.argmax(logits, -1) == batch.targets))
         ops.append(np.asarray(batch.ops))
     right, ops = np.concatenate(right), np.concatenate(ops)

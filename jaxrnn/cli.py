@@ -148,7 +148,7 @@ def cmd_sample(args) -> int:
         )
     try:
         out = generate(
-            run.config, run.model, run.group.data, run.state.train.params, args.prompt,
+            run.config, run.model, run.group.data, run.params, args.prompt,
             args.length, jax.random.key(args.seed), temperature=args.temperature, top_k=args.top_k,
         )  # fmt: skip
     except ValueError as e:

@@ -203,23 +203,6 @@ def test_keep_last_prunes_older_checkpoints(tmp_path, states):
     assert step_dirs(tmp_path) == [4, 5]
 
 
-def test_saves_between_regular_ones_are_kept_only_while_they_rank_best(tmp_path, states):
-    """A run saves on its schedule (regular) and where validation improved (not regular):
-    the last regular steps, which every sweep member holds, survive any member's bests."""
-    ckpt = Checkpointer(tmp_path, keep_last=2, keep_best=1)
-    ckpt.save(1, states[1], metrics={"loss": 0.5})
-    ckpt.save(2, states[2], metrics={"loss": 0.3}, regular=False)
-    ckpt.save(3, states[3])
-    ckpt.save(4, states[4], metrics={"loss": 0.2}, regular=False)
-    assert step_dirs(tmp_path) == [1, 3, 4]  # 2 is no longer the best
-    ckpt.save(5, states[5])
-    ckpt.save(6, states[6], metrics={"loss": 0.4}, regular=False)
-    assert step_dirs(tmp_path) == [3, 4, 5]  # regular 3 and 5, best 4
-    again = Checkpointer(tmp_path, keep_last=2, keep_best=1)  # the flags survive a restart
-    again.save(7, states[1])
-    assert step_dirs(tmp_path) == [4, 5, 7]
-
-
 LOSSES = {1: 0.5, 2: 0.2, 3: 0.9, 4: None, 5: 0.3, 6: float("nan")}
 
 

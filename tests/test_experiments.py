@@ -69,7 +69,7 @@ def _digest(workdir: Path, step: int | None = None) -> str:
     """The step and sha256 of a run's params at ``step`` (default: the chosen one)."""
     run = training.load_run(workdir, step)
     h = hashlib.sha256()
-    for x in jax.tree.leaves(run.state.train.params):
+    for x in jax.tree.leaves(run.params):
         h.update(np.asarray(x).tobytes())
     return f"{run.step} {h.hexdigest()}"
 
@@ -228,7 +228,7 @@ def swept(outside, tmp_path_factory):
 
 
 def _params(workdir: Path, step: int | None = None):
-    return jax.tree.leaves(training.load_run(workdir, step).state.train.params)
+    return jax.tree.leaves(training.load_run(workdir, step).params)
 
 
 def test_sweep_members_equal_their_solo_runs(swept):
@@ -475,10 +475,10 @@ def test_a_stateful_objective_equals_a_hand_written_truncated_bptt_loop(tmp_path
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # Evaluation threads its own carry through the test stream, in order.
     chosen = training.load_run(tmp_path / "run")
-    carry, total = objective.carry(chosen.state.train.params, 4), 0.0
+    carry, total = objective.carry(chosen.params, 4), 0.0
     for i in range(cfg.train.eval_batches):
         batch = data.test(jax.random.fold_in(jax.random.key(0), 2), i, 4)
-        loss, (_, carry) = objective.loss(chosen.state.train.params, carry, batch, None)
+        loss, (_, carry) = objective.loss(chosen.params, carry, batch, None)
         total += float(loss) / cfg.train.eval_batches
     assert run["loss"] == pytest.approx(total, rel=1e-5)
 
@@ -583,15 +583,21 @@ def test_model_choice_and_early_stopping_agree_between_a_solo_run_and_a_sweep_me
     assert sorted(os.listdir(member / "checkpoints")) == sorted(
         os.listdir(tmp_path / "solo" / "checkpoints")
     )
-    # The chosen step is the best validation record, whose checkpoint was kept.
+    # The chosen step is the best validation record.
     evals = [r for r in _log(tmp_path / "solo") if r["kind"] == "eval"]
     best = min(evals, key=lambda r: (r["loss"], r["step"]))
     assert want["chosen_step"] == best["step"]
     assert evals[-1]["step"] == want["stopped_early_at"]
-    assert str(best["step"]) in os.listdir(tmp_path / "solo" / "checkpoints")
-    # The test score is that checkpoint's, read back and scored again.
-    rescored = training.evaluate(training.load_run(tmp_path / "solo"))
-    assert rescored["loss"] == pytest.approx(solo["loss"], rel=1e-6)
+    # Its params are exactly those of a run that stops at that step.
+    upto = [*overrides, "seed=1", f"train.steps={best['step']}", "train.patience=none"]
+    training.train(path, upto, workdir=tmp_path / "upto", echo=lambda s: None)
+    run = training.load_run(tmp_path / "solo")
+    assert run.step == best["step"]
+    at_best = training.load_run(tmp_path / "upto", step=best["step"]).params
+    for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(at_best), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The test score is theirs, read back and scored again.
+    assert training.evaluate(run)["loss"] == pytest.approx(solo["loss"], rel=1e-6)
     assert results["m001"]["loss"] == pytest.approx(solo["loss"], rel=MEMBER_RTOL)
 
 

@@ -388,9 +388,7 @@ def test_sample_command_continues_the_prompt_greedily(shakespeare_run, capsys):
     run = load_run(workdir)
     vocab = shakespeare.vocab(run.config.task.chars)
     ids = jnp.asarray(text.encode_chars(vocab, out))[None]
-    logits = run.model.apply(
-        run.state.train.params, jax.nn.one_hot(ids, vocab.size, dtype=jnp.float32)
-    )
+    logits = run.model.apply(run.params, jax.nn.one_hot(ids, vocab.size, dtype=jnp.float32))
     predicted = np.argmax(np.asarray(logits[0]), -1)
     assert predicted[len(prompt) - 1 : -1].tolist() == np.asarray(ids[0, len(prompt) :]).tolist()
 

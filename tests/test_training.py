@@ -138,7 +138,7 @@ def test_every_experiment_smoke_run_learns(name, adding_run, tmp_path):
     start = loop.program_lib.initial_state(
         config, group.models[0], group.objective, group.optimizers[0], np.inf
     )
-    before = training.evaluate(run._replace(state=start))["loss"]
+    before = training.evaluate(run._replace(params=start.train.params))["loss"]
     after = training.evaluate(run)["loss"]
     assert after < before, (before, after, result)
     assert mode in ("min", "max") and result["baseline"]["loss"] > 0

@@ -11,15 +11,9 @@ A checkpoint directory holds one orbax step directory per saved step::
 
 Which checkpoints survive a save (the preservation policy)::
 
-    kept = the last ``keep_last`` regular steps
+    kept = the last ``keep_last`` steps
          ∪ the best ``keep_best`` steps by ``metrics[best_metric]`` (``best_mode`` min or max)
          ∪ every step saved with ``final=True``
-
-A *regular* save is one a run makes on its schedule (every ``checkpoint_every``
-steps); a run also saves between them where its validation metric improved
-(``regular=False``), and such a step is kept only while it ranks among the best.
-So the last regular steps, which every member of a sweep saves alike, survive
-whatever the best steps of each member are.
 
 Atomicity comes from orbax: a save writes (and fsyncs) everything into
 ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` last, so a process
@@ -51,9 +45,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 # Stored inside the metrics JSON (the one per-step record orbax hands to the
-# preservation policy, also after a restart), so these survive a resume.
+# preservation policy, also after a restart), so "final" survives a resume.
 _FINAL = "_final"
-_REGULAR = "_regular"
 
 
 class TemplateMismatch(ValueError):
@@ -125,8 +118,7 @@ class _KeepPolicy:
         sign = 1.0 if self.mode == "min" else -1.0
         ranked.sort(key=lambda i: sign * float(metrics[i][self.metric]))
         best = set(ranked[: self.keep_best])
-        regular = [i for i, m in enumerate(metrics) if m.get(_REGULAR, 1.0)]
-        last = set(regular[max(len(regular) - self.keep_last, 0) :])
+        last = set(range(len(checkpoints) - self.keep_last, len(checkpoints)))
         return [i in last or i in best or bool(m.get(_FINAL)) for i, m in enumerate(metrics)]
 
 
@@ -223,15 +215,7 @@ class Checkpointer:
         """The most recent complete step, or ``None`` if there is none."""
         return self._manager.latest_step()
 
-    def save(
-        self,
-        step: int,
-        state,
-        *,
-        metrics: dict | None = None,
-        final: bool = False,
-        regular: bool = True,
-    ) -> None:
+    def save(self, step: int, state, *, metrics: dict | None = None, final: bool = False) -> None:
         """Write ``state`` as step ``step`` and wait until it is on disk, then prune.
 
         Saving a step that already exists is a no-op (also with ``final=True``):
@@ -246,8 +230,6 @@ class Checkpointer:
             metrics: scalar metrics (e.g. the evaluation) ranking this checkpoint
                 for ``keep_best``; ``None`` leaves it out of the ranking.
             final: always keep this checkpoint, whatever ``keep_last``/``keep_best`` say.
-            regular: a scheduled save, counted by ``keep_last``; False: a save because
-                the metric improved, kept only while it ranks among ``keep_best``.
         """
         if not isinstance(step, int | np.integer) or step < 0:
             raise ValueError(f"step: expected an int >= 0, got {step!r}")
@@ -260,7 +242,6 @@ class Checkpointer:
         record = {k: float(v) for k, v in (metrics or {}).items()}
         if final:
             record[_FINAL] = 1.0
-        record[_REGULAR] = float(regular)
         # force: orbax otherwise refuses a step below its latest one, which
         # happens after falling back past an unreadable checkpoint.
         self._manager.save(

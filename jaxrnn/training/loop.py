@@ -9,12 +9,13 @@ applies to each member alike:
 * **evaluation** on the validation split every ``eval_every`` steps (and at the
   end), logged as ``{"kind": "eval"}`` records;
 * **model choice**: a member's best validation ``train.best_metric`` (its
-  direction declared by the objective) is tracked; a step that improves it is
-  checkpointed (kept among the best ``keep_best``), and after ``patience``
-  evaluations without improvement the member stops early (its state frozen);
-* **the test split is scored once**, at the end, at each member's chosen
-  checkpoint (its best; the last step with ``keep_best=0``), logged as a
-  ``{"kind": "test"}`` record and written to ``status.json`` with the baseline;
+  direction declared by the objective), its step and its params are kept in its
+  state (so in every checkpoint), the ``keep_best`` best checkpoints are kept on
+  disk, and after ``patience`` evaluations without improvement the member stops
+  early (its state frozen);
+* **the test split is scored once**, at the end, with each member's chosen params
+  (those of its best validation step; the last step's with ``keep_best=0``), logged
+  as a ``{"kind": "test"}`` record and written to ``status.json`` with the baseline;
 * **non-finite steps**: ``nonfinite="skip"`` leaves the state unchanged and counts
   the step; ``"stop"`` freezes the member and marks it diverged (a group of one
   then ends);
@@ -305,6 +306,7 @@ def run_group(
                     program, group.objective, state.train.params, validation
                 )
                 state, improved = _choose(state, evals, book, active, done, train, mode)
+                state = program.keep_best(state, distributed.place(improved, sharding))
                 book = _bookkeeping(state)
                 for i in np.flatnonzero(active):
                     record = {"kind": "eval", "split": "validation", "step": done, **evals[i]}
@@ -313,12 +315,6 @@ def run_group(
                         echo(
                             f"{members[i].id}: stopped early at step {done} (no better "
                             f"validation {train.best_metric} in {train.patience} evaluations)"
-                        )
-                    if improved[i] and train.keep_best and not checkpoint_now:
-                        logs[i].flush()
-                        metric = {train.best_metric: evals[i][train.best_metric]}
-                        ckpts[i].save(
-                            done, program_lib.member(state, i), metrics=metric, regular=False
                         )
             last = done == train.steps or frozen().all()
             if checkpoint_now or last or stopping:
@@ -347,7 +343,7 @@ def run_group(
         for c in ckpts:
             c.close()
         return {m.id: result(rundir.read_status(m.directory)) for m in members}
-    results = _finish(experiment, members, group, program, state, ckpts, done, board)
+    results = _finish(experiment, members, group, program, state, done, board)
     for c in ckpts:
         c.close()
     return results
@@ -380,25 +376,29 @@ def _choose(state, evals, book, active, step, train, mode):
     return state, improved
 
 
-def _finish(experiment, members, group, program, state, ckpts, done, board) -> dict[str, dict]:
-    """Score the test split once, at every member's chosen checkpoint; write the results."""
+def chosen(state, keep_best: int) -> tuple[Any, list[int]]:
+    """The params a run's test split scores, stacked ``[M, ...]``, and their steps: those
+    of each member's best validation step (with ``keep_best > 0``, once one was found),
+    else those of its last state (frozen at its step if it diverged or stopped early)."""
+    best_step, last_step = distributed.fetch((state.best_step, state.train.step))
+    use_best = (best_step > 0) & bool(keep_best)
+    steps = np.where(use_best, best_step, last_step).astype(int).tolist()
+
+    def pick(best, last):
+        mask = jnp.asarray(use_best).reshape(use_best.shape + (1,) * (best.ndim - 1))
+        return jnp.where(mask, best, last)
+
+    return jax.tree.map(pick, state.best_params, state.train.params), steps
+
+
+def _finish(experiment, members, group, program, state, done, board) -> dict[str, dict]:
+    """Score the test split once, with every member's chosen params; write the results."""
     cfg = members[0].config
     train = cfg.train
     book = _bookkeeping(state)
-    chosen, params = [], []
-    for i, c in enumerate(ckpts):
-        step = int(book["best_step"][i]) if train.keep_best and book["best_step"][i] else done
-        chosen.append(step)
-        current = program_lib.member(state, i)
-        if step == done:
-            params.append(current.train.params)
-        else:
-            params.append(c.restore_step(step, current).train.params)
-    stacked = distributed.place(
-        jax.tree.map(lambda *xs: jnp.stack(xs), *params), state.best.sharding
-    )
+    params, steps = chosen(state, train.keep_best)
     test = eval_batches(group.data, "test", train.eval_batch_size, train.eval_batches)
-    finals = program_lib.evaluate(program, group.objective, stacked, test)
+    finals = program_lib.evaluate(program, group.objective, params, test)
     baseline = experiment_lib.get_baseline(experiment, cfg, group.data, test)
     described = _baseline_dict(baseline)
     results = {}
@@ -406,7 +406,7 @@ def _finish(experiment, members, group, program, state, ckpts, done, board) -> d
         diverged = int(book["diverged_at"][i])
         status = "diverged" if diverged else "finished"
         extra = {
-            "chosen_step": chosen[i],
+            "chosen_step": steps[i],
             "final": finals[i],
             "baseline": described,
             "directions": group.directions,
@@ -418,7 +418,7 @@ def _finish(experiment, members, group, program, state, ckpts, done, board) -> d
         step = diverged or done
         if distributed.is_primary():
             with (m.directory / rundir.LOG).open("a") as log:
-                log.write(json.dumps({"kind": "test", "step": chosen[i], **finals[i]}) + "\n")
+                log.write(json.dumps({"kind": "test", "step": steps[i], **finals[i]}) + "\n")
         rundir.write_status(m.directory, status, step=step, **extra)
         if distributed.is_primary():
             rundir.plot_losses(m.directory, described)

@@ -18,9 +18,9 @@ or stopped early) keeps its state exactly: ``jnp.where`` over the member axis
 drops its update.
 
 Each member's bookkeeping (non-finite count, divergence and early-stop steps, the
-best validation value, its step and the evaluations since) is part of its
-:class:`MemberState`, so it is checkpointed with the params and a resumed run
-takes exactly the decisions an uninterrupted one would.
+best validation value, its step, the evaluations since, and the params at that
+step) is part of its :class:`MemberState`, so it is checkpointed with the train
+state and a resumed run takes exactly the decisions an uninterrupted one would.
 
 References:
   Bradbury et al. (2018). JAX: composable transformations of Python+NumPy programs
@@ -57,6 +57,8 @@ class MemberState(NamedTuple):
       best: float32, the best validation ``best_metric`` so far (``±inf``: none).
       best_step: int32, its step (0: none).
       since_best: int32, evaluations since the best.
+      best_params: the params at ``best_step`` (the initial ones before any): the model
+        the test split scores, kept here rather than saved at every improvement.
     """
 
     train: TrainState
@@ -66,6 +68,7 @@ class MemberState(NamedTuple):
     best: jax.Array
     best_step: jax.Array
     since_best: jax.Array
+    best_params: Any
 
 
 class Program(NamedTuple):
@@ -75,12 +78,15 @@ class Program(NamedTuple):
     draws every member's batch ``s`` and takes one train step for all;
     ``evaluate(params [M], carry [M], batch) -> (metrics [M], carry [M])`` scores
     every member on one shared held-out batch; ``initial_carry(params [M],
-    batch_size) -> carry [M]`` starts a stateful objective's held-out stream.
+    batch_size) -> carry [M]`` starts a stateful objective's held-out stream;
+    ``keep_best(state, improved [M]) -> state`` copies the params of the members
+    that improved into ``best_params``.
     """
 
     step: Callable
     evaluate: Callable
     initial_carry: Callable
+    keep_best: Callable
 
 
 def data_key(config: Config) -> jax.Array:
@@ -109,6 +115,7 @@ def initial_state(
         jnp.asarray(worst, jnp.float32),
         zero,
         zero,
+        jax.tree.map(jnp.copy, params),
     )
 
 
@@ -211,10 +218,17 @@ def make_program(
     def initial_carry(params, size):
         return over(lambda p: objective.carry(p, size), params)
 
+    def keep_best(state: MemberState, improved):
+        def pick(new, old):
+            return jnp.where(improved.reshape(improved.shape + (1,) * (new.ndim - 1)), new, old)
+
+        return state._replace(best_params=jax.tree.map(pick, state.train.params, state.best_params))
+
     return Program(
         jax.jit(step, donate_argnums=0, out_shardings=sharding),
         jax.jit(evaluate, out_shardings=sharding),
         jax.jit(initial_carry, static_argnums=1, out_shardings=sharding),
+        jax.jit(keep_best, donate_argnums=0, out_shardings=sharding),
     )
 
 

@@ -8,7 +8,8 @@ A run directory holds::
     manifest.json      versions, git commit, devices, seed, run hash, experiment (each start)
     CITATION.bib       how to cite jaxrnn (with those versions) and the data set
     metrics.jsonl      one JSON object per logged step, evaluation and test
-    checkpoints/       orbax checkpoints (latest k, best k by validation, final)
+    checkpoints/       orbax checkpoints (latest k, best k by validation, final); each holds
+                       the params of the best validation step so far too
     status.json        running / interrupted / diverged / finished, and the final results
     loss.png           the training and validation loss, and the baseline
 

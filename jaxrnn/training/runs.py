@@ -10,7 +10,7 @@ From a notebook, the same runner as ``jaxrnn train``::
 and a finished run (or a sweep member's folder) back::
 
     run = jaxrnn.training.load_run(results["workdir"])
-    run.config, run.state.train.params, run.model
+    run.config, run.params, run.model          # the params the test split scored
 """
 
 from collections.abc import Callable, Sequence
@@ -26,7 +26,7 @@ from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer
 from jaxrnn.training.config import Config
-from jaxrnn.training.loop import Group, Member, Stop, build, run_group
+from jaxrnn.training.loop import Group, Member, Stop, build, chosen, run_group
 from jaxrnn.training.optim import schedule
 from jaxrnn.training.overrides import from_dict
 from jaxrnn.training.progress import Board
@@ -76,8 +76,9 @@ class Run(NamedTuple):
       experiment: its experiment, rebuilt from the copy the run keeps.
       config: its resolved config.
       group: its data, model (``group.models[0]``), objective and optimizer.
-      state: the :class:`~jaxrnn.training.program.MemberState` at ``step``.
-      step: the checkpoint step read.
+      state: the :class:`~jaxrnn.training.program.MemberState` of the checkpoint read.
+      params: the params at ``step``.
+      step: the step of ``params``: the run's chosen step, or the one asked for.
     """
 
     directory: Path
@@ -85,6 +86,7 @@ class Run(NamedTuple):
     config: Config
     group: Group
     state: Any
+    params: Any
     step: int
 
     @property
@@ -130,15 +132,16 @@ def load_experiment(directory: Path) -> experiment_lib.Experiment:
 
 
 def load_run(directory: str | Path, step: int | None = None) -> Run:
-    """Read a run (or a sweep member's folder) back: its experiment, config and state.
+    """Read a run (or a sweep member's folder) back: its experiment, config and params.
 
     Args:
       directory: the run directory.
-      step: the checkpoint step; None: the run's chosen step once it finished
-        (its best by validation), else its latest.
+      step: a checkpoint step; None: the run's latest checkpoint, with the params it
+        chose there (those of its best validation step, which every checkpoint holds;
+        the latest params where it has chosen none).
 
     Raises:
-      FileNotFoundError: no run directory, or no complete checkpoint.
+      FileNotFoundError: no run directory, or no complete checkpoint (of ``step``).
       ExperimentError: the run's experiment cannot be rebuilt exactly.
     """
     directory = Path(directory)
@@ -150,8 +153,6 @@ def load_run(directory: str | Path, step: int | None = None) -> Run:
     template = program_lib.initial_state(
         config, group.models[0], group.objective, group.optimizers[0], program_lib.worst(mode)
     )
-    status = rundir.read_status(directory) or {}
-    step = status.get("chosen_step") if step is None else step
     ckpt = Checkpointer(directory / "checkpoints")
     try:
         if step is None:
@@ -160,7 +161,7 @@ def load_run(directory: str | Path, step: int | None = None) -> Run:
                 raise FileNotFoundError(
                     f"run_dir: no complete checkpoint under {directory / 'checkpoints'}"
                 )
-            step, state = restored
+            state = restored[1]
         elif step not in ckpt.steps():
             raise FileNotFoundError(
                 f"step: no checkpoint of step {step} under {directory / 'checkpoints'}; "
@@ -170,11 +171,17 @@ def load_run(directory: str | Path, step: int | None = None) -> Run:
             state = ckpt.restore_step(step, template)
     finally:
         ckpt.close()
-    return Run(directory, experiment, config, group, state, step)
+    if step is None:
+        stacked = jax.tree.map(lambda x: jnp.asarray(x)[None], state)
+        params, (step,) = chosen(stacked, config.train.keep_best)
+        params = jax.tree.map(lambda x: x[0], params)
+    else:
+        params = state.train.params
+    return Run(directory, experiment, config, group, state, params, step)
 
 
 def evaluate(run: Run, split: str = "test") -> dict[str, float]:
-    """A run's metrics on a held-out split (``"test"`` or ``"validation"``), at the state read."""
+    """A run's metrics on a held-out split (``"test"`` or ``"validation"``) with its params."""
     config = run.config
     sharding = distributed.member_sharding(1)
     program = program_lib.make_program(
@@ -188,7 +195,5 @@ def evaluate(run: Run, split: str = "test") -> dict[str, float]:
     batches = eval_batches(
         run.group.data, split, config.train.eval_batch_size, config.train.eval_batches
     )
-    params = distributed.place(
-        jax.tree.map(lambda x: jnp.asarray(x)[None], run.state.train.params), sharding
-    )
+    params = distributed.place(jax.tree.map(lambda x: jnp.asarray(x)[None], run.params), sharding)
     return program_lib.evaluate(program, run.group.objective, params, batches)[0]
