@@ -9,9 +9,9 @@ eighteen runs train as one compiled program.
 The data, model, objective and baseline are those of the ``adding_lstm``
 experiment, loaded by name: only the base config and the sweep are this file's.
 
-Expected (measured on 2 CPU cores, about 1 min): the final test MSE falls from a few
-percent at 3e-4 to about 2e-4 at the best rate, 3e-2, and rises again at 1e-1
-(predicting the mean scores 0.167); the table and plots are in the "Sweeps" section
+Expected (measured on 2 CPU cores, about 2 min): the test MSE falls from a few
+percent at 3e-4 to about 7e-5 at the best rate, 3e-2, and rises again at 1e-1
+(predicting the training mean scores 0.157); the table and plots are in the "Sweeps" section
 of experiments/README.md. ``jaxrnn train adding_lr_sweep`` runs the base config alone.
 """
 

@@ -5,7 +5,7 @@ The default experiment: an LSTM (H = 64) on the adding problem with T = 100
 batch 64, 2,000 steps; the checkpoint of lowest validation MSE is scored on the test split.
 
 Expected (measured on 2 CPU cores, seed 0): the MSE sits on the 0.167 plateau
-(predicting the training mean) for ~900 steps, then drops below 0.01 by step 1,200;
+(predicting the training mean) for ~1,000 steps, then drops below 0.01 by step 1,200;
 see experiments/README.md for the test MSE and the wall time.
 """
 

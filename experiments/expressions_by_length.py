@@ -2,7 +2,7 @@
 
     python experiments/expressions_by_length.py RUN_DIR [RUN_DIR ...]
 
-Prints one row per run: its cell and its accuracy, at the run's chosen checkpoint,
+Prints one row per run: its cell and its accuracy, with the run's chosen params,
 on the test expressions with n = 1, 2, ... operators (training saw 1..max_ops).
 """
 

@@ -3,7 +3,7 @@
 The sweep directories here are written by the test in the layout the engine
 writes (``sweep.json``, ``members/<id>/`` run directories with ``config.json``,
 ``metrics.jsonl``: validation ``"eval"`` records and one ``"test"`` record at the
-chosen checkpoint, and ``status.json``: ``"final"`` (those test metrics) and the
+chosen step, and ``status.json``: ``"final"`` (those test metrics) and the
 metrics' ``"directions"``) with known logs; every number of the summary is
 recomputed independently from those logs with NumPy. The BibTeX is checked against
 ``CITATION.cff`` read with PyYAML and against ``cffconvert``'s own conversion of it.

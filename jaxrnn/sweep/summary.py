@@ -2,7 +2,7 @@
 
 A *setting* is a member's swept overrides without ``seed``; the members of one
 setting differ only in their seed. For each setting and each chosen test metric
-(scored once per member, at its checkpoint chosen on validation) :func:`summarize`
+(scored once per member, with its params chosen on validation) :func:`summarize`
 computes, over the setting's **finished** members (diverged ones are counted, not
 averaged)::
 
@@ -302,7 +302,7 @@ def _caption(summary: Summary) -> str:
         where = ", ".join(f"{k}={_value(v)}" for k, v in s.overrides.items()) or "(the only one)"
         best = f"best ({summary.best_mode} mean {summary.best_metric}): {where}"
     return (
-        "Test metrics per setting (each member scored once, at its checkpoint chosen on "
+        "Test metrics per setting (each member scored once, with its params chosen on "
         "validation) over its finished seeds: mean ± sample std (ddof = 1, n = finished), "
         f"[min, max]; diverged members are not averaged. {best}."
     )
