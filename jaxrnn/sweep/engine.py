@@ -79,7 +79,6 @@ VMAPPABLE = (
 )
 # Values of vmappable keys that switch an optimizer part off, changing the state's structure.
 _STRUCTURAL = {"optim.clip_norm": (None,), "optim.clip_value": (None,), "optim.momentum": (0.0,)}
-TERMINAL = ("finished", "diverged")
 
 
 class Group(NamedTuple):

@@ -122,9 +122,3 @@ def position_prior(
             total -= log_p[np.asarray(batch.targets)[valid, t]].sum()
             count += int(valid.sum())
     return Baseline("the training frequencies per position", {"loss": total / max(count, 1)})
-
-
-def describe(baseline: Baseline) -> str:
-    """``"name: loss 0.1667"``, for logs and tables."""
-    figures = ", ".join(f"{k} {v:.4g}" for k, v in baseline.metrics.items())
-    return f"{baseline.name}: {figures}"

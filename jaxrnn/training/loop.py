@@ -305,9 +305,8 @@ def run_group(
                 evals = program_lib.evaluate(
                     program, group.objective, state.train.params, validation
                 )
-                state, improved = _choose(state, evals, book, active, done, train, mode)
+                state, improved, book = _choose(state, evals, book, active, done, train, mode)
                 state = program.keep_best(state, distributed.place(improved, sharding))
-                book = _bookkeeping(state)
                 for i in np.flatnonzero(active):
                     record = {"kind": "eval", "split": "validation", "step": done, **evals[i]}
                     logs[i].write(json.dumps(record) + "\n")
@@ -351,7 +350,8 @@ def run_group(
 
 def _choose(state, evals, book, active, step, train, mode):
     """Update each active member's best validation value, its step and patience; returns
-    the new state and which members improved."""
+    the new state, which members improved, and the bookkeeping ``book`` now holds (so
+    that it need not be read back from the devices)."""
     best, best_step = book["best"].copy(), book["best_step"].copy()
     since, stopped = book["since_best"].copy(), book["stopped_at"].copy()
     improved = np.zeros(len(evals), bool)
@@ -373,7 +373,14 @@ def _choose(state, evals, book, active, step, train, mode):
         since_best=place(since, state.since_best),
         stopped_at=place(stopped, state.stopped_at),
     )
-    return state, improved
+    book = {
+        **book,
+        "best": best,
+        "best_step": best_step,
+        "since_best": since,
+        "stopped_at": stopped,
+    }
+    return state, improved, book
 
 
 def chosen(state, keep_best: int) -> tuple[Any, list[int]]:
