@@ -22,6 +22,11 @@ Commands (one JSON object per line):
   ``{"cmd": "peak"}`` (any JAX worker): float32 1024x1024 matmul GFLOP/s.
   ``{"cmd": "compile", "cell": c, "B": .., "I": .., "H": .., "Ts": [..]}`` (jaxrnn):
       lower + compile seconds and ``memory_analysis()`` bytes of the step per T.
+
+The jaxrnn workers take their ``unroll`` (passed to ``jaxrnn.scan``, default 1) from the
+environment variable ``JAXRNN_BENCH_UNROLL``, since ``bench/peers.py`` starts workers by
+peer name alone: ``JAXRNN_BENCH_UNROLL=8 python bench/peers.py``. Their hello reply
+reports it. PyTorch runs on CUDA (cuDNN) where ``torch.cuda.is_available()``.
 """
 
 import json
@@ -33,6 +38,15 @@ import numpy as np
 
 LR = 1e-3
 CLIP_NORM = 1.0
+UNROLL_ENV = "JAXRNN_BENCH_UNROLL"
+
+
+def unroll():
+    """The jaxrnn workers' ``unroll`` (``JAXRNN_BENCH_UNROLL``, default 1)."""
+    text = os.environ.get(UNROLL_ENV, "1")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{UNROLL_ENV}: expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def make_batch(B, T, I):
@@ -197,12 +211,15 @@ class TorchTrainer:
         torch.manual_seed(0)
         rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "elman": torch.nn.RNN}[cell]
         self.torch = torch
-        self.rnn = rnn_cls(I, H, batch_first=True)
-        self.out = torch.nn.Linear(H, 1)
+        # On a GPU, nn.LSTM/GRU/RNN run cuDNN's fused kernels.
+        self.cuda = torch.cuda.is_available()
+        device = "cuda" if self.cuda else "cpu"
+        self.rnn = rnn_cls(I, H, batch_first=True).to(device)
+        self.out = torch.nn.Linear(H, 1).to(device)
         self.params = [*self.rnn.parameters(), *self.out.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=LR)
         xs, ys = make_batch(B, T, I)
-        self.xs, self.ys = torch.from_numpy(xs), torch.from_numpy(ys)
+        self.xs, self.ys = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
         self.loss = None
 
     def step(self):
@@ -213,6 +230,8 @@ class TorchTrainer:
         self.torch.nn.utils.clip_grad_norm_(self.params, CLIP_NORM)
         self.opt.step()
         self.loss = loss.detach()
+        if self.cuda:  # CUDA runs asynchronously: a timed call ends when the GPU is done
+            self.torch.cuda.synchronize()
 
     def last_loss(self):
         return float(self.loss)
@@ -229,8 +248,8 @@ def build_torch(cell, B, T, I, H):
 # ------------------------------------------------------------------------ server
 
 BUILDERS = {
-    "jaxrnn": build_jaxrnn,
-    "jaxrnn-autodiff": lambda *config: build_jaxrnn(*config, bptt="autodiff"),
+    "jaxrnn": lambda *config: build_jaxrnn(*config, unroll=unroll()),
+    "jaxrnn-autodiff": lambda *config: build_jaxrnn(*config, bptt="autodiff", unroll=unroll()),
     "pytorch": build_torch,
     "flax": build_flax,
     "haiku": build_haiku,
@@ -293,7 +312,9 @@ def compile_step(trainer):
 
 def compile_stats(cell, B, I, H, Ts):
     """Lower/compile seconds and compiled memory of the jaxrnn step for each T."""
-    return [{"T": T, **compile_step(build_jaxrnn(cell, B, T, I, H))[0]} for T in Ts]
+    return [
+        {"T": T, **compile_step(build_jaxrnn(cell, B, T, I, H, unroll=unroll()))[0]} for T in Ts
+    ]
 
 
 def serve(peer):
@@ -377,6 +398,12 @@ def main():
         import jax
 
         info["jax_backend"] = jax.default_backend()
+    if peer.startswith("jaxrnn"):
+        info["unroll"] = unroll()
+    if peer == "pytorch":
+        import torch
+
+        info["torch_device"] = "cuda" if torch.cuda.is_available() else "cpu"
     reply({"ok": True, **info})
     for line in sys.stdin:
         msg = json.loads(line)

@@ -5,6 +5,7 @@ Run::
     python bench/sweep.py            # 16 members: 4 learning rates x 4 seeds, ~10 min on 2 cores
     python bench/sweep.py --quick    # 2 tiny members, < 1 min (what tests/test_bench.py runs)
     python bench/sweep.py --parts sweep,torch --out bench/sweep_results.json
+    python bench/sweep.py --members 256 --parts sweep   # 4 learning rates x 64 seeds
 
 The workload (the issue's): GRU, H = 64, adding task with T = 100, B = 32, Adam
 after global-norm clipping at 1, a fixed number of steps (200), learning rates
@@ -54,6 +55,17 @@ FULL = {
 }
 QUICK = {"H": 8, "T": 10, "B": 8, "steps": 10, "learning_rates": [1e-3, 1e-2], "seeds": [0]}
 EVAL_BATCH = 256
+
+
+def with_members(size, n):
+    """``size`` with ``n`` members: the first ``n`` learning rates at seed 0 if ``n`` is
+    below their number, else every learning rate with ``n / len(learning_rates)`` seeds."""
+    lrs = size["learning_rates"]
+    if n < len(lrs):
+        return {**size, "learning_rates": lrs[:n], "seeds": [0]}
+    if n % len(lrs):
+        raise ValueError(f"--members: expected fewer than {len(lrs)} or a multiple of it, got {n}")
+    return {**size, "seeds": list(range(n // len(lrs)))}
 
 
 def base_overrides(size):
@@ -173,9 +185,10 @@ def run_torch(size, _workdir):
 RUNNERS = {"sweep": run_sweep, "sequential": run_sequential, "torch": run_torch}
 
 
-def child(part, size_name, result_path):
+def child(part, size_name, result_path, members=None):
     """One part in this (fresh) process; writes its result as JSON."""
     size = QUICK if size_name == "quick" else FULL
+    size = with_members(size, members) if members else size
     versions = {"python": platform.python_version()}
     with tempfile.TemporaryDirectory() as workdir:
         try:
@@ -191,12 +204,13 @@ def child(part, size_name, result_path):
 # ---------------------------------------------------------------------- parent
 
 
-def run_part(part, size_name):
+def run_part(part, size_name, members=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--size", size_name]
+        cmd += ["--members", str(members)] if members else []
         proc = subprocess.run([*cmd, "--result", str(out)], env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
             return {"status": "failed", "reason": proc.stderr[-3000:]}
@@ -258,13 +272,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 tiny members (seconds per part)")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
+    parser.add_argument(
+        "--members", type=int, help="member count (default 16, quick 2): learning rates x seeds"
+    )
     parser.add_argument("--out", help="write every number as JSON here")
     parser.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=("full", "quick"), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.members is not None and args.members < 1:
+        parser.error(f"--members: expected a positive count, got {args.members}")
+    size = QUICK if args.quick or args.size == "quick" else FULL
+    if args.members:
+        try:
+            size = with_members(size, args.members)
+        except ValueError as e:
+            parser.error(str(e))
     if args.child:
-        child(args.child, args.size, args.result)
+        child(args.child, args.size, args.result, args.members)
         return 0
     chosen = [p for p in args.parts.split(",") if p]
     bad = [p for p in chosen if p not in PARTS]
@@ -277,10 +302,10 @@ def main(argv=None):
     parts = {}
     for part in chosen:
         print(f"running {part} ...", file=sys.stderr, flush=True)
-        parts[part] = run_part(part, size_name)
+        parts[part] = run_part(part, size_name, args.members)
         print(f"  {part}: {parts[part].get('wall_s', parts[part]['status'])}", file=sys.stderr)
     result = {
-        "size": QUICK if args.quick else FULL,
+        "size": size,
         "parts": parts,
         "ratios": ratios(parts),
         "max_final_loss_diff": None,

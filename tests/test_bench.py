@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,156 @@ def test_memory_benchmark_quick_run(tmp_path):
         (remat, T) for remat in ("none", "sqrt") for T in (100, 1000)
     }
     assert "| 30 |" in proc.stdout and "×**" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def engines_quick(tmp_path_factory):
+    """``bench/engines.py --quick``: all three sections at tiny shapes."""
+    out = tmp_path_factory.mktemp("engines") / "engines.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "engines.py"), "--quick", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return proc, json.loads(out.read_text()) if out.exists() else None
+
+
+def engine_records(result):
+    """``(section, where, record, blocks)`` for every trainer ``bench/engines.py`` timed."""
+    blocks = result["spec"]["blocks"]
+    for section in ("fast-path", "dropout"):
+        for row in result["sections"][section]["rows"]:
+            for name, v in row["variants"].items():
+                for engine, rec in v["engines"].items():
+                    yield section, (tuple(row["config"]), name, engine), rec, blocks
+    for row in result["sections"]["linear"]["rows"]:
+        for name, c in row["cells"].items():
+            for mode, rec in c["modes"].items():
+                yield "linear", (row["T"], name, mode), rec, row["blocks"]
+
+
+def test_engines_quick_run_succeeds_and_writes_json(engines_quick):
+    proc, result = engines_quick
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert result["failures"] == []
+    assert {n: s["status"] for n, s in result["sections"].items()} == {
+        "fast-path": "ok",
+        "dropout": "ok",
+        "linear": "ok",
+    }
+    m = result["machine"]
+    assert m["cpu_count"] >= 1 and len(m["loadavg_before"]) == len(m["loadavg_after"]) == 3
+    assert {"jax", "jaxlib", "optax", "jaxrnn"} <= set(result["versions"])
+    fast = result["sections"]["fast-path"]["rows"]
+    assert [row["config"] for row in fast] == [[2, 6, 3, 4]]
+    assert list(fast[0]["variants"]) == result["spec"]["variants"]
+    assert [row["T"] for row in result["sections"]["linear"]["rows"]] == [16, 64]
+    # One Markdown table per section went to stdout, a bold ratio in each row.
+    for head in ("| (B, T, I, H) | variant | fused |", "| (B, T, I, H) | variant | default"):
+        assert head in proc.stdout
+    assert "| 64 | minGRU |" in proc.stdout
+    sections = result["sections"]
+    rows = sum(len(r["variants"]) for s in ("fast-path", "dropout") for r in sections[s]["rows"])
+    rows += sum(len(r["cells"]) for r in sections["linear"]["rows"])
+    assert sum("×**" in line for line in proc.stdout.splitlines()) == rows
+
+
+def test_engines_losses_finite_decreasing_and_engines_agree(engines_quick):
+    _, result = engines_quick
+    first_T = result["spec"]["lengths"][0]
+    for section, where, rec, _ in engine_records(result):
+        losses = rec["losses"]
+        assert all(math.isfinite(v) for v in losses + rec["timed_losses"]), where
+        if section != "linear" or where[0] == first_T:
+            assert len(losses) == 20, where
+            assert losses[-1] < losses[0], where
+        else:
+            assert len(losses) == 1, where
+        # Each trainer ran the engine it asked for (the "jaxrnn" logger at trace time).
+        asked = where[2]
+        expected = {"auto": "fused", "sequential": "autodiff"}.get(asked, asked)
+        assert rec["engine_ran"] == expected, where
+    # Oracle: the fused and the autodiff engine (or the sequential and the parallel scan)
+    # from the same weights, batch and key take the same first step: the same loss and
+    # gradient norm (bfloat16 up to its rounding).
+    pairs = [
+        (name, *v["engines"].values())
+        for section in ("fast-path", "dropout")
+        for row in result["sections"][section]["rows"]
+        for name, v in row["variants"].items()
+    ]
+    pairs += [
+        (name, c["modes"]["sequential"], c["modes"]["parallel"])
+        for row in result["sections"]["linear"]["rows"]
+        for name, c in row["cells"].items()
+    ]
+    for name, a, b in pairs:
+        rtol = 2e-2 if name.endswith("bf16") else 1e-4
+        first = [a["losses"][0], a["grad_norms"][0]]
+        np.testing.assert_allclose(first, [b["losses"][0], b["grad_norms"][0]], rtol=rtol)
+        assert a["grad_norms"][0] > 0, name
+
+
+def test_engines_ratios_agree_with_raw_timings(engines_quick):
+    _, result = engines_quick
+    spec = result["spec"]
+    for _, where, rec, blocks in engine_records(result):
+        times, cpu = np.asarray(rec["times_s"]), np.asarray(rec["cpu_s"])
+        assert 1 <= blocks <= spec["blocks"]
+        assert times.shape == cpu.shape == (blocks * spec["calls"],), where
+        assert np.all(times > 0) and np.all(cpu >= 0), where
+        q25, q50, q75 = 1e3 * np.percentile(times, [25, 50, 75])
+        assert (rec["p25_ms"], rec["median_ms"], rec["p75_ms"]) == pytest.approx((q25, q50, q75))
+        assert rec["cpu_median_ms"] == pytest.approx(1e3 * np.median(cpu))
+    for row in result["sections"]["fast-path"]["rows"]:
+        for v in row["variants"].values():
+            e = v["engines"]
+            ratio = e["autodiff"]["median_ms"] / e["fused"]["median_ms"]
+            assert v["autodiff_over_fused"] == pytest.approx(ratio)
+    for row in result["sections"]["dropout"]["rows"]:
+        plain = row["variants"]["lstm"]["engines"]
+        for v in row["variants"].values():
+            for engine, rec in v["engines"].items():
+                ratio = rec["median_ms"] / plain[engine]["median_ms"]
+                assert rec["over_plain"] == pytest.approx(ratio)
+            ratio = v["engines"]["autodiff"]["median_ms"] / v["engines"]["auto"]["median_ms"]
+            assert v["autodiff_over_auto"] == pytest.approx(ratio)
+    for row in result["sections"]["linear"]["rows"]:
+        for c in row["cells"].values():
+            seq, par = c["modes"]["sequential"], c["modes"]["parallel"]
+            assert c["wall_seq_over_par"] == pytest.approx(seq["median_ms"] / par["median_ms"])
+            assert c["cpu_seq_over_par"] == pytest.approx(
+                seq["cpu_median_ms"] / par["cpu_median_ms"]
+            )
+            for rec in (seq, par):
+                total = rec["temp_bytes"] + rec["argument_bytes"] + rec["output_bytes"]
+                assert rec["memory_bytes"] == total > 0
+
+
+@pytest.mark.skipif(not shutil.which("bash") or not shutil.which("timeout"), reason="needs bash")
+def test_gpu_sh_quick_mode_runs_engines_peers_and_sweeps(tmp_path):
+    """``bench/gpu.sh --quick``: every stage runs on CPU and writes what the GPU run will."""
+    env = dict(os.environ, PYTHON=sys.executable)
+    cmd = ["bash", str(ROOT / "bench" / "gpu.sh"), "--quick", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = [line.split("\t") for line in (tmp_path / "stages.tsv").read_text().splitlines()]
+    names = ["peers-unroll1", "peers-unroll8", "linear", "sweep-1run", "sweep-2"]
+    assert [s[0] for s in stages] == names
+    assert all(s[1] == "0" for s in stages), stages
+    torch_there = importlib.util.find_spec("torch") is not None
+    for u in (1, 8):
+        peers_run = json.loads((tmp_path / f"peers-unroll{u}.json").read_text())
+        assert peers_run["failures"] == []
+        assert peers_run["workers"]["jaxrnn"]["unroll"] == u
+        assert peers_run["workers"]["pytorch"]["status"] == ("ok" if torch_there else "skipped")
+        row = peers_run["rows"][0]
+        assert row["peers"]["jaxrnn"]["losses"][-1] < row["peers"]["jaxrnn"]["losses"][0]
+    linear = json.loads((tmp_path / "linear.json").read_text())
+    assert linear["failures"] == [] and list(linear["sections"]) == ["linear"]
+    one = json.loads((tmp_path / "sweep-1run.json").read_text())
+    sweep = json.loads((tmp_path / "sweep-2.json").read_text())
+    assert len(one["parts"]["sequential"]["final_loss"]) == 1
+    assert len(sweep["parts"]["sweep"]["final_loss"]) == 2
+    summary = (tmp_path / "summary.md").read_text()
+    ratio = sweep["parts"]["sweep"]["wall_s"] / one["parts"]["sequential"]["wall_s"]
+    assert f"| `jaxrnn sweep` engine | 2 | {sweep['parts']['sweep']['wall_s']:.1f} |" in summary
+    assert f"**{ratio:.2f}×**" in summary
+    assert "## peers-unroll8" in summary and "| GRU | (2, 6, 3, 4) |" in summary

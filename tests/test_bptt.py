@@ -1,8 +1,9 @@
-"""Hand-derived BPTT (jaxrnn.rollout.bptt) and truncated BPTT (jaxrnn.rollout.tbptt).
+"""Truncated BPTT (jaxrnn.rollout.tbptt).
 
-Oracles: ``jax.vjp`` / ``jax.grad`` of ``jaxrnn.scan`` for full BPTT, and a
-plain Python loop over segments (each ``jax.grad`` of that segment's loss from a
-``stop_gradient``-ed start carry, with hand-written SGD) for truncated BPTT.
+Oracles: ``jax.grad`` of ``jaxrnn.scan`` for full BPTT, and a plain Python loop
+over segments (each ``jax.grad`` of that segment's loss from a ``stop_gradient``-ed
+start carry, with hand-written SGD) for truncated BPTT. Full BPTT itself is checked
+against hand-derived NumPy BPTT in ``tests/test_bptt_oracle.py``.
 """
 
 import functools
@@ -14,7 +15,6 @@ import optax
 import pytest
 
 import jaxrnn
-from jaxrnn.rollout.bptt import elman_bptt
 from jaxrnn.rollout.tbptt import TBPTTResult, truncated_bptt
 
 F64 = jnp.float64
@@ -25,98 +25,6 @@ def assert_trees_close(got, want, atol, rtol=0.0):
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, w.shape, g.dtype, w.dtype)
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=atol, rtol=rtol)
-
-
-# --------------------------------------------------------------------------- elman_bptt
-
-
-def elman_problem(key, activation, batch=(2, 3), T=7, I=3, H=5):
-    k = jax.random.split(key, 5)
-    cell = jaxrnn.elman(H, activation=activation, dtype=F64)
-    # A random bias keeps relu away from all-dead units.
-    params = cell.init(k[0], I)._replace(b=0.5 * jax.random.normal(k[1], (H,), F64))
-    xs = jax.random.normal(k[2], (*batch, T, I), F64)
-    h0 = jax.random.normal(k[3], (*batch, H), F64)
-    grad_ys = jax.random.normal(k[4], (*batch, T, H), F64)
-    return cell, params, xs, h0, grad_ys
-
-
-def vjp_oracle(cell, params, xs, h0, grad_ys, **kw):
-    def ys_of(p, x, h):
-        return jaxrnn.scan(cell, p, x, jaxrnn.ElmanCarry(h), **kw)[1]
-
-    @jax.jit
-    def vjp(params, xs, h0, grad_ys):
-        return jax.vjp(ys_of, params, xs, h0)[1](grad_ys)
-
-    return vjp(params, xs, h0, grad_ys)
-
-
-# Jitted so that each test compiles one program instead of dispatching op by op.
-bptt = jax.jit(elman_bptt, static_argnames=("activation",))
-
-
-ACTIVATIONS = ["tanh", "relu", "sigmoid", "identity", "gelu", jnp.sin]
-
-
-@pytest.mark.parametrize(
-    "activation", ACTIVATIONS, ids=lambda a: a if isinstance(a, str) else "callable"
-)
-def test_elman_bptt_equals_vjp_of_scan_float64(key, activation):
-    cell, params, xs, h0, gy = elman_problem(key, activation)
-    got = bptt(params, xs, gy, h0, activation=activation)
-    want = vjp_oracle(cell, params, xs, h0, gy)
-    assert_trees_close(got, want, atol=1e-10)
-    assert float(jnp.max(jnp.abs(got[0].W_hh))) > 1e-3  # the check is not vacuous
-
-
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "identity"])
-def test_elman_bptt_with_lengths_and_mask(key, activation):
-    cell, params, xs, h0, gy = elman_problem(key, activation)
-    lengths = jnp.array([[7, 3, 0], [1, 5, 6]], jnp.int32)
-    mask = jax.random.bernoulli(jax.random.fold_in(key, 1), 0.6, (2, 3, 7))
-    # Right padding (lengths) and holes (mask) at once.
-    got = bptt(params, xs, gy, h0, activation=activation, lengths=lengths, mask=mask)
-    want = vjp_oracle(cell, params, xs, h0, gy, lengths=lengths, mask=mask)
-    assert_trees_close(got, want, atol=1e-10)
-    # A fully masked sequence (length 0) has no gradient w.r.t. its weights' use or inputs,
-    # and its h0 gradient is zero since its outputs are zeros.
-    np.testing.assert_array_equal(np.asarray(got[1][0, 2]), 0.0)
-    np.testing.assert_array_equal(np.asarray(got[2][0, 2]), 0.0)
-
-
-def test_elman_bptt_unbatched_default_h0_under_jit(key):
-    cell, params, xs, _, gy = elman_problem(key, "tanh", batch=())
-    got = jax.jit(elman_bptt)(params, xs, gy)
-    want = vjp_oracle(cell, params, xs, jnp.zeros((5,), F64), gy)
-    assert_trees_close(got, want, atol=1e-10)
-
-
-def test_elman_bptt_float32(key):
-    _, *problem64 = elman_problem(key, "tanh")
-    params, xs, h0, gy = jax.tree.map(lambda a: a.astype(jnp.float32), problem64)
-    cell = jaxrnn.elman(5, dtype=jnp.float32)
-    got = bptt(params, xs, gy, h0, activation="tanh")
-    want = vjp_oracle(cell, params, xs, h0, gy)
-    assert_trees_close(got, want, atol=1e-5, rtol=1e-5)
-    # Both agree with the float64 computation to float32 accuracy.
-    up = functools.partial(jax.tree.map, lambda a: a.astype(F64))
-    got64 = bptt(up(params), up(xs), up(gy), up(h0), activation="tanh")
-    assert_trees_close(up(got), got64, atol=1e-5, rtol=1e-5)
-
-
-def test_elman_bptt_errors(key):
-    _, params, xs, h0, gy = elman_problem(key, "tanh")
-    with pytest.raises(ValueError, match=r"grad_ys: expected shape \(2, 3, 7, 5\)"):
-        elman_bptt(params, xs, gy[..., :4], h0)
-    with pytest.raises(ValueError, match=r"xs: expected shape \[\*batch, T, 3\]"):
-        elman_bptt(params, xs[..., :2], gy, h0)
-    with pytest.raises(ValueError, match=r"h0: expected shape \(2, 3, 5\)"):
-        elman_bptt(params, xs, gy, h0[0])
-    with pytest.raises(ValueError, match="activation: expected one of"):
-        elman_bptt(params, xs, gy, h0, activation="swish!")
-    with pytest.raises(ValueError, match="mask: expected shape"):
-        elman_bptt(params, xs, gy, h0, mask=jnp.ones((2, 3, 6), jnp.bool_))
 
 
 # --------------------------------------------------------------------------- truncated_bptt

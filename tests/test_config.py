@@ -913,6 +913,9 @@ CHANGES = {
     "model.dropout": ["model.num_layers=2", "model.dropout=0.1"],
     "model.residual": ["model.num_layers=2", "model.residual=true"],
     "model.remat": ["model.remat=sqrt"],
+    "model.r_min": ["model.cell=lru", "model.r_min=0.5"],
+    "model.r_max": ["model.cell=lru", "model.r_max=0.9"],
+    "model.max_phase": ["model.cell=lru", "model.max_phase=1"],
     "optim.name": ["optim.name=adamw"],
     "optim.learning_rate": ["optim.learning_rate=0.0030000000000000005"],  # next float
     "optim.momentum": ["optim.name=sgd", "optim.momentum=0.9"],
@@ -928,6 +931,7 @@ CHANGES = {
     "optim.end_value_fraction": ["optim.end_value_fraction=0.1"],
     "optim.clip_norm": ["optim.clip_norm=none"],
     "optim.clip_value": ["optim.clip_value=1"],
+    "optim.recurrent_lr": ["optim.recurrent_lr=1e-3"],
     "train.steps": ["train.steps=10"],
     "train.batch_size": ["train.batch_size=32"],
     "train.eval_every": ["train.eval_every=7"],
@@ -950,6 +954,11 @@ SECTION_CHANGES = {
         "task.min_length": ["task.min_length=5"],
     },
     "copying_gru": {"task.delay": ["task.delay=30"]},
+    "linear_adding": {
+        "task.length": ["task.length=40"],
+        "task.min_length": ["task.min_length=5"],
+    },
+    "linear_copying": {"task.delay": ["task.delay=30"]},
     "parity_lstm": {"task.length": ["task.length=30"], "task.min_length": ["task.min_length=5"]},
     "digits_lstm": {"task.pixelwise": ["task.pixelwise=true"]},
     "addition_seq2seq": {

@@ -1,11 +1,13 @@
-"""The fused rollout (hand-derived BPTT) equals autodiff of the plain scan.
+"""The fused engine (``jaxrnn.rollout.fused``) equals autodiff of the plain scan.
 
 The oracle is ``jaxrnn.scan(..., bptt="autodiff")``: ``lax.scan`` of ``cell.apply``
-differentiated by JAX, code that shares nothing with ``jaxrnn.fused`` but the
-cell's params. Every comparison runs the fused side with ``bptt="fused"``, which
-raises instead of falling back, so a test cannot pass by comparing autodiff with
-itself. Gradients are VJPs with random cotangents on the outputs *and* on the
-final carry, w.r.t. params, inputs and the initial carry.
+differentiated by JAX as one program, where the engine differentiates the cell's
+declared pieces one step at a time and its projections over all steps at once.
+(The NumPy BPTT of ``tests/bptt_oracle.py`` checks both against the equations.)
+Every comparison runs the fused side with ``bptt="fused"``, which raises instead of
+falling back, so a test cannot pass by comparing autodiff with itself. Gradients are
+VJPs with random cotangents on the outputs *and* on the final carry, w.r.t. params,
+inputs and the initial carry.
 """
 
 import logging
@@ -18,6 +20,7 @@ from jax.test_util import check_grads
 
 import jaxrnn
 from jaxrnn.cells.base import Cell
+from jaxrnn.rollout import fused
 
 B, T, I, H = 3, 7, 4, 5
 
@@ -25,6 +28,25 @@ CELLS = {
     "elman": lambda: jaxrnn.elman(H),
     "gru": lambda: jaxrnn.gru(H),
     "lstm": lambda: jaxrnn.lstm(H),
+}
+# Every built-in variant on the fast path, wrappers included.
+VARIANTS = {
+    "lstm_peephole": lambda: jaxrnn.lstm(H, peephole=True),
+    "lstm_projection": lambda: jaxrnn.lstm(H, projection_size=3),
+    "lstm_layer_norm": lambda: jaxrnn.lstm(H, layer_norm=True),
+    "lstm_all": lambda: jaxrnn.lstm(H, peephole=True, projection_size=3, layer_norm=True),
+    "gru_reset_before": lambda: jaxrnn.gru(H, reset_after=False),
+    "gru_layer_norm": lambda: jaxrnn.gru(H, layer_norm=True),
+    "dropout_lstm": lambda: jaxrnn.variational_dropout(
+        jaxrnn.lstm(H), input_rate=0.3, state_rate=0.4
+    ),
+    "dropout_gru": lambda: jaxrnn.variational_dropout(jaxrnn.gru(H), state_rate=0.5),
+    "zoneout_lstm": lambda: jaxrnn.zoneout(jaxrnn.lstm(H), {"h": 0.1, "c": 0.5}),
+    "zoneout_gru": lambda: jaxrnn.zoneout(jaxrnn.gru(H), 0.3),
+    "learned_init_lstm": lambda: jaxrnn.learned_initial_carry(jaxrnn.lstm(H)),
+    "dropout_learned_init": lambda: jaxrnn.variational_dropout(
+        jaxrnn.learned_initial_carry(jaxrnn.elman(H)), input_rate=0.2, state_rate=0.2
+    ),
 }
 
 
@@ -37,12 +59,41 @@ def _randomize(tree, key, dtype):
     )
 
 
+def _randomize_floats(tree, key, dtype):
+    """``_randomize`` on the float leaves; keys (a dropout carry's) are kept."""
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten(
+        [
+            0.5 * jax.random.normal(k, x.shape, dtype)
+            if jnp.issubdtype(x.dtype, jnp.floating)
+            else x
+            for k, x in zip(keys, leaves, strict=True)
+        ]
+    )
+
+
 def _setup(cell, key, batch_shape, dtype=jnp.float64):
-    k_p, k_x, k_c = jax.random.split(key, 3)
+    k_p, k_x, k_c, k_r = jax.random.split(key, 4)
     params = _randomize(cell.init(k_p, I), k_p, dtype)
     xs = jax.random.normal(k_x, (*batch_shape, T, I), dtype)
-    carry = _randomize(cell.initial_carry(params, batch_shape), k_c, dtype)
+    # A training carry: randomised cells get their key (the masks are then fixed by it).
+    carry = _randomize_floats(cell.initial_carry(params, batch_shape, key=k_r), k_c, dtype)
     return params, xs, carry
+
+
+def _cotangent(out, key, dtype):
+    """Random cotangents for the float leaves of ``out``; float0 zeros for its keys."""
+    leaves, treedef = jax.tree.flatten(out)
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten(
+        [
+            0.5 * jax.random.normal(k, x.shape, dtype).astype(x.dtype)
+            if jnp.issubdtype(x.dtype, jnp.inexact)
+            else np.zeros(x.shape, jax.dtypes.float0)
+            for k, x in zip(keys, leaves, strict=True)
+        ]
+    )
 
 
 def _vjp(cell, params, xs, carry, bptt, key, **kw):
@@ -53,13 +104,17 @@ def _vjp(cell, params, xs, carry, bptt, key, **kw):
         out, pullback = jax.vjp(
             lambda p, x, c: jaxrnn.scan(cell, p, x, c, bptt=bptt, **kw), p, x, c
         )
-        return out, pullback(_randomize(out, key, x.dtype))
+        return out, pullback(_cotangent(out, key, x.dtype))
 
     return vjp(params, xs, carry)
 
 
+def _floats(tree):
+    return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+
+
 def _assert_close(a, b, rtol, atol):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    for x, y in zip(_floats(a), _floats(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
@@ -198,7 +253,7 @@ def test_bidirectional_and_stack_layers(key, caplog):
         out, pullback = jax.vjp(
             lambda p, x: net.apply(p, x, lengths=lengths, mask=mask), params, xs
         )
-        return out, pullback(_randomize(out, key, jnp.float64))
+        return out, pullback(_cotangent(out, key, jnp.float64))
 
     with caplog.at_level(logging.DEBUG, logger="jaxrnn"):
         fused = vjp(build(False))
@@ -210,53 +265,137 @@ def test_bidirectional_and_stack_layers(key, caplog):
     _assert_close(fused, autodiff, 1e-10, 1e-10)
 
 
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_every_variant_on_the_fast_path_with_resets_masks_and_lengths(name, reverse, key, caplog):
+    """The variants that used to fall back to autodiff run the fused engine (the log
+    says so) and equal autodiff, with resets, a holey mask and lengths together."""
+    cell = VARIANTS[name]()
+    batch_shape = (2, 3)
+    params, xs, carry = _setup(cell, key, batch_shape)
+    kw = {
+        "mask": _holey_mask(jax.random.fold_in(key, 5), (*batch_shape, T)),
+        "lengths": jnp.array([[T, 0, 3], [5, 1, T]], jnp.int32),
+        "resets": jax.random.bernoulli(jax.random.fold_in(key, 6), 0.3, (*batch_shape, T)),
+        "reverse": reverse,
+    }
+    with caplog.at_level(logging.DEBUG, logger="jaxrnn"):
+        _, grads = _assert_equal_paths(cell, params, xs, carry, key, **kw)
+    assert "jaxrnn.scan: fused BPTT" in [r.getMessage() for r in caplog.records]
+    # Not a zero-against-zero comparison (a learned initial carry's own params get no
+    # gradient here: the carry is given).
+    assert all(max(float(jnp.max(jnp.abs(g))) for g in _floats(arg)) > 1e-3 for arg in grads)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_resets_go_to_the_initial_carry(name, key):
+    """With a reset at every step, every step starts from the initial carry: its
+    cotangent is the sum of all the steps' (and no earlier step gets any)."""
+    cell = CELLS[name]()
+    params, xs, carry = _setup(cell, key, (B,))
+    resets = jnp.ones((B, T), bool)
+    _assert_equal_paths(cell, params, xs, carry, key, resets=resets)
+
+
+@pytest.mark.parametrize(
+    ("param_dtype", "x_dtype"),
+    [
+        (jnp.bfloat16, jnp.bfloat16),
+        (jnp.float32, jnp.bfloat16),
+        (jnp.bfloat16, jnp.float32),
+    ],
+)
+def test_bfloat16_accumulates_in_float32(param_dtype, x_dtype, key):
+    """bfloat16 params or inputs run on the fast path, the state in float32; both
+    engines' gradients stay within bfloat16 rounding of the float64 gradient, and the
+    engine (which sums the weight gradients over time in float32) is no worse."""
+    cell = jaxrnn.lstm(8)
+    params64 = _randomize(cell.init(key, I), key, jnp.float64)
+    xs64 = jax.random.normal(jax.random.fold_in(key, 1), (B, 20, I), jnp.float64)
+    params = jax.tree.map(lambda a: a.astype(param_dtype), params64)
+    xs = xs64.astype(x_dtype)
+
+    def grads(p, x, bptt):
+        def loss(p, x):
+            final, ys = jaxrnn.scan(cell, p, x, bptt=bptt)
+            return jnp.sum(ys.astype(jnp.float32) ** 2) + jnp.sum(final.c.astype(jnp.float32))
+
+        return jax.jit(jax.grad(loss, argnums=(0, 1)))(p, x)
+
+    fused, autodiff = grads(params, xs, "fused"), grads(params, xs, "autodiff")
+    exact = grads(jax.tree.map(lambda a: a.astype(jnp.float64), params), xs64, "autodiff")
+    assert [g.dtype for g in jax.tree.leaves(fused)] == [
+        g.dtype for g in jax.tree.leaves((params, xs))
+    ]
+    leaves = zip(*map(jax.tree.leaves, (fused, autodiff, exact)), strict=True)
+    for f, a, e in leaves:
+        scale = float(jnp.max(jnp.abs(e))) + 1e-3
+        err_fused = float(jnp.max(jnp.abs(f.astype(jnp.float64) - e))) / scale
+        err_autodiff = float(jnp.max(jnp.abs(a.astype(jnp.float64) - e))) / scale
+        # bfloat16 keeps 8 bits: a relative error of a few 2^-8 is its rounding.
+        assert err_fused < 0.05, (err_fused, err_autodiff)
+        assert err_fused <= 2 * err_autodiff + 1e-2, (err_fused, err_autodiff)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("shape", [(0, 5, I), (2, 0, I), (0, 0, I)])
+@pytest.mark.parametrize("bptt", ["fused", "autodiff"])
+def test_zero_size_batches_and_sequences(name, shape, bptt, key):
+    """An empty batch or an empty sequence is a valid rollout on every path: outputs of
+    the right shape, the initial carry back, zero gradients (a ZeroDivisionError in the
+    engine's reshape before)."""
+    cell = CELLS[name]()
+    params = cell.init(key, I)
+    final, ys = jaxrnn.scan(cell, params, jnp.ones(shape), bptt=bptt)
+    assert ys.shape == (*shape[:-1], H)
+    assert jax.tree.map(jnp.shape, final) == jax.tree.map(
+        jnp.shape, cell.initial_carry(params, shape[:1])
+    )
+    grads = jax.grad(lambda p: jnp.sum(jaxrnn.scan(cell, p, jnp.ones(shape), bptt=bptt)[1]))(params)
+    assert all(float(jnp.max(jnp.abs(g), initial=0.0)) == 0.0 for g in jax.tree.leaves(grads))
+
+
 def test_stacked_cell_falls_back(key, caplog):
+    """``stack`` declares no Step (layer l+1 reads layer l's output of the same step, so
+    no projection runs over all steps at once): autodiff by design, logged at debug level."""
     cell = jaxrnn.stack(jaxrnn.lstm(H), jaxrnn.gru(H))
     params, xs, carry = _setup(cell, key, (B,))
     with caplog.at_level(logging.DEBUG, logger="jaxrnn"):
         auto = _vjp(cell, params, xs, carry, "auto", key)
     assert any("autodiff BPTT" in r.getMessage() for r in caplog.records)
     _assert_close(auto, _vjp(cell, params, xs, carry, "autodiff", key), 0, 0)
-    with pytest.raises(ValueError, match=r"bptt='fused'.*no fused rollout"):
+    with pytest.raises(ValueError, match=r"bptt='fused'.*declares no Step"):
         jaxrnn.scan(cell, params, xs, carry, bptt="fused")
 
 
-@pytest.mark.parametrize(
-    ("make", "dtype", "kw", "reason"),
-    [
-        (lambda: jaxrnn.lstm(H, peephole=True), jnp.float64, {}, "no fused rollout"),
-        (lambda: jaxrnn.lstm(H, projection_size=3), jnp.float64, {}, "no fused rollout"),
-        (lambda: jaxrnn.lstm(H, layer_norm=True), jnp.float64, {}, "no fused rollout"),
-        (lambda: jaxrnn.gru(H, reset_after=False), jnp.float64, {}, "no fused rollout"),
-        (lambda: jaxrnn.gru(H, layer_norm=True), jnp.float64, {}, "no fused rollout"),
-        (lambda: jaxrnn.variational_dropout(jaxrnn.lstm(H)), jnp.float64, {}, "no fused"),
-        (lambda: jaxrnn.learned_initial_carry(jaxrnn.gru(H)), jnp.float64, {}, "no fused"),
-        (lambda: jaxrnn.elman(H), jnp.bfloat16, {}, "all float32 or all float64"),
-        (lambda: jaxrnn.elman(H), jnp.float64, {"resets": True}, "resets"),
-    ],
-)
-def test_unsupported_falls_back_or_raises(make, dtype, kw, reason, key, caplog):
-    cell = make()
-    params = cell.init(key, I)
-    params = jax.tree.map(lambda a: a.astype(dtype), params)
-    xs = jax.random.normal(key, (B, T, I), jnp.float32).astype(dtype)
-    if kw.get("resets"):
-        kw = {"resets": jnp.zeros((B, T), bool).at[:, 3].set(True)}
-    with pytest.raises(ValueError, match=reason):
-        jaxrnn.scan(cell, params, xs, bptt="fused", **kw)
-    with caplog.at_level(logging.DEBUG, logger="jaxrnn"):
-        auto = jaxrnn.scan(cell, params, xs, **kw)
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("autodiff BPTT" in m and reason in m for m in messages), messages
-    _assert_close(auto, jaxrnn.scan(cell, params, xs, bptt="autodiff", **kw), 0, 0)
+def test_a_user_cell_that_declares_nothing_runs_by_autodiff(key):
+    """A cell built as Cell(init, initial_carry, apply) works, through autodiff."""
+    lstm = jaxrnn.lstm(H)
+    cell = Cell(lstm.init, lstm.initial_carry, lstm.apply)
+    params, xs, carry = _setup(cell, key, (B,))
+    _assert_close(
+        _vjp(cell, params, xs, carry, "auto", key),
+        _vjp(lstm, params, xs, carry, "fused", key),
+        1e-12,
+        1e-12,
+    )
 
 
-def test_lstm_params_with_peepholes_given_to_a_plain_cell(key):
-    """The plain cell's apply honours peephole params; its fused rollout must refuse them."""
-    params = jaxrnn.lstm(H, peephole=True).init(key, I)
-    xs = jax.random.normal(key, (B, T, I), jnp.float32)
-    with pytest.raises(ValueError, match="peephole"):
-        jaxrnn.scan(jaxrnn.lstm(H), params, xs, bptt="fused")
+def test_forward_mode_runs_autodiff_with_a_warning_or_names_it(key):
+    cell = jaxrnn.gru(H)
+    params, xs, _ = _setup(cell, key, (B,))
+    fused._warned.clear()
+    with pytest.warns(RuntimeWarning, match=r"forward-mode.*bptt='autodiff'"):
+        auto = jax.jvp(lambda x: jaxrnn.scan(cell, params, x)[1], (xs,), (jnp.ones_like(xs),))
+    plain = jax.jvp(
+        lambda x: jaxrnn.scan(cell, params, x, bptt="autodiff")[1], (xs,), (jnp.ones_like(xs),)
+    )
+    _assert_close(auto, plain, 0, 0)
+    with pytest.raises(TypeError, match=r"forward-mode.*pass bptt='autodiff'"):
+        jax.jvp(lambda x: jaxrnn.scan(cell, params, x, bptt="fused")[1], (xs,), (xs,))
+    # jax.hessian is forward over reverse: it runs, on the plain scan.
+    hess = jax.hessian(lambda x: jnp.sum(jaxrnn.scan(cell, params, x)[1] ** 2))(xs[:1, :2])
+    assert hess.shape == (1, 2, I, 1, 2, I) and bool(jnp.all(jnp.isfinite(hess)))
 
 
 def test_debug_log_names_the_path(key, caplog):

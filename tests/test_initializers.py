@@ -40,6 +40,20 @@ def test_cells_default_recurrent_init_is_orthogonal_per_gate(key):
             np.testing.assert_allclose(Q @ Q.T, np.eye(H), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_orthogonal_in_low_precision_is_the_float32_matrix_rounded(dtype, key):
+    """LAPACK has no half-precision QR: the matrix is computed in float32 and cast,
+    so a bfloat16 LSTM can be initialised at all."""
+    W = ini.orthogonal()(key, (6, 6), dtype)
+    assert W.dtype == dtype
+    np.testing.assert_array_equal(
+        np.asarray(W, np.float32),
+        np.asarray(ini.orthogonal()(key, (6, 6)).astype(dtype), np.float32),
+    )
+    np.testing.assert_allclose(np.asarray(W.T @ W, np.float32), np.eye(6), atol=0.05)
+    assert jaxrnn.lstm(4, dtype=dtype).init(key, 3).W_hh.dtype == dtype
+
+
 def test_fused_applies_each_initializer_to_its_own_block(key):
     b = ini.fused(ini.zeros, ini.ones, ini.constant(2.5))(key, (2, 9), F64)
     np.testing.assert_array_equal(b, np.repeat([[0.0, 1.0, 2.5]], 3, axis=1).repeat(2, axis=0))

@@ -4,11 +4,11 @@ The floors (``../shared/STYLE.md``, principle 16) are::
 
     cells -> rollout -> combinators and trees -> models -> tasks -> training -> sweep -> CLI
 
-and imports point down only. The one allowed exception is the cells' import of the
-fused fast path (``jaxrnn.rollout.fused``), which the issue "One cell, many engines"
-removes. No module imports another module's underscore names, at least 90% of
-public functions and classes have docstrings, the training loop and the sweep
-engine hold no task-name ``if`` chains, and ``pyproject.toml`` installs every package.
+and imports point down only, with no exception: a cell declares its fast path's
+pieces (``jaxrnn.cells.base.Step``) and the rollout's engines use them. No module
+imports another module's underscore names, at least 90% of public functions and
+classes have docstrings, the training loop and the sweep engine hold no task-name
+``if`` chains, and ``pyproject.toml`` installs every package.
 """
 
 import ast
@@ -27,13 +27,12 @@ FLOORS = {
     "jaxrnn.trees": 3,
     "jaxrnn.models": 4,
     "jaxrnn.interop": 4,  # adapters of the cells and layers to PyTorch's modules
+    "jaxrnn.testing": 4,  # check_cell, check_tree_cell: above the rollout and trees they check
     "jaxrnn.tasks": 5,
     "jaxrnn.training": 6,
     "jaxrnn.sweep": 7,
     "jaxrnn.cli": 8,
 }
-# The cells carry the fused BPTT of the rollout floor; "One cell, many engines" moves it.
-ALLOWED_UP = {(f"jaxrnn.cells.{cell}", "jaxrnn.rollout.fused") for cell in ("elman", "gru", "lstm")}
 # Names of the built-in tasks and experiments, which the loop must never branch on.
 TASK_NAMES = {
     "adding",
@@ -110,17 +109,9 @@ def test_imports_point_down_the_floors():
             if target == "jaxrnn":
                 upward.append(f"{module}:{line} imports the jaxrnn facade; import the module")
                 continue
-            if (module, target) in ALLOWED_UP:
-                continue
             if _floor(target) > _floor(module):
                 upward.append(f"{module}:{line} imports {target} from a floor above")
     assert upward == []
-
-
-def test_the_allowed_exception_is_still_needed():
-    """Named so: once the cells stop importing the fused path, this entry must go."""
-    used = {(m, t) for m in MODULES for _, t, _ in _imports(m) if (m, t) in ALLOWED_UP}
-    assert used == ALLOWED_UP
 
 
 def test_no_module_imports_another_modules_underscore_names():
@@ -199,6 +190,7 @@ def test_pyproject_installs_every_package_and_the_built_in_experiments():
     assert project["package-dir"] == {"jaxrnn.configs": "configs"}
 
 
-def test_the_top_level_holds_only_the_facade_and_the_cli():
+def test_the_top_level_holds_only_the_facade_the_cli_and_the_conformance_kit():
+    """``jaxrnn.testing`` is for researchers' own cells (``check_cell``), as ``numpy.testing``."""
     top = sorted(p.name for p in LIB.glob("*.py"))
-    assert top == ["__init__.py", "cli.py"]
+    assert top == ["__init__.py", "cli.py", "testing.py"]

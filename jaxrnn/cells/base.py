@@ -30,23 +30,97 @@ Carry = Any
 Array = jax.Array
 
 
+class Step(NamedTuple):
+    """A cell's step in the three pieces the fused engine needs (:mod:`jaxrnn.rollout.fused`).
+
+    ``apply(params, carry, x) == update(params, carry, project(params, carry, x),
+    recur(params, carry))``: the built-in cells define their ``apply`` this way, so the
+    fast path runs the cell's own equations, not a copy.
+
+    * ``project(params, carry, x) -> u``: the input projection (``x W_xh``). It must be
+      linear in ``x`` and read from ``carry`` only per-rollout leaves (a dropout key),
+      so that the engine can run it over all ``T`` steps at once: its weight and
+      input gradients are then one matmul over all ``T·N`` rows each.
+    * ``recur(params, carry) -> r``: the recurrent projection (``h_{t-1} W_hh``), linear
+      in the carry; its weight gradient is likewise one matmul over all rows.
+    * ``update(params, carry, u, r) -> (carry, y)``: the rest of the step, row by row
+      (gates, nonlinearities, layer norm, zoneout). Differentiated by JAX one step at a
+      time; any matmul in it (an LSTMP projection) is accumulated per step, as autodiff does.
+
+    Each piece works on any leading batch shape, like ``apply``.
+    """
+
+    project: Callable[[Params, Carry, Array], Any]
+    recur: Callable[[Params, Carry], Any]
+    update: Callable[[Params, Carry, Any, Any], tuple[Carry, Array]]
+
+
+class Linear(NamedTuple):
+    """A diagonal linear recurrence, for the parallel engine (:mod:`jaxrnn.rollout.parallel`).
+
+    The cell's state is ``carry.h`` and its step is::
+
+        a_t, b_t = coefficients(params, x_t)        # from the input only
+        h_t = a_t ⊙ h_{t-1} + b_t                   # elementwise, real or complex
+        y_t = readout(params, h_t, x_t)
+
+    so ``h_t`` over all steps is an associative scan of the pairs ``(a_t, b_t)``
+    (Blelloch 1990). ``log_space``: ``coefficients`` returns ``(log a_t, log b_t)``
+    of positive ``a_t, b_t``, combined with ``logaddexp`` (Heinsen 2023; minGRU).
+    ``recurrent``: the params fields that hold the recurrence's own parameters
+    (eigenvalues, decay rates), which the papers train with their own learning
+    rate and no weight decay (``optim.recurrent_lr``).
+
+    References:
+      Blelloch (1990). Prefix Sums and Their Applications. CMU-CS-90-190.
+      Heinsen (2023). Efficient Parallelization of a Ubiquitous Sequential
+      Computation. arXiv:2311.06281.
+    """
+
+    coefficients: Callable[[Params, Array], tuple[Array, Array]]
+    readout: Callable[[Params, Array, Array], Array]
+    log_space: bool = False
+    recurrent: tuple[str, ...] = ()
+
+
 class Cell(NamedTuple):
     """A recurrent cell: ``init``, ``initial_carry`` and ``apply``, all pure.
 
-    ``fused`` is optional: a rollout with a hand-derived backward pass (see
-    :mod:`jaxrnn.rollout.fused`), ``fused(params, carry, xs, valid, *, reverse, unroll) ->
-    (final_carry, ys)`` on time-major ``xs [T, *batch, I]`` and ``valid [T, *batch]``
-    bool (or None), equal in values and gradients to :func:`jaxrnn.scan` over
-    ``apply`` with that mask. It raises ``jaxrnn.rollout.fused.Unsupported`` (a ``ValueError``)
-    at trace time for arguments it does not handle. The built-in factories fill it
-    in; a cell built as ``Cell(init, initial_carry, apply)`` (a user cell, or a
-    wrapper such as dropout or ``stack``) has none, so it is never used by mistake.
+    Two optional declarations give :func:`jaxrnn.scan` faster engines; both must
+    describe exactly what ``apply`` computes (``jaxrnn.testing.check_cell`` tests it):
+
+    * ``step``: a :class:`Step`, for the fused engine (hand-structured BPTT,
+      ``bptt="fused"``); the built-in Elman, GRU, LSTM and the dropout and zoneout
+      wrappers declare one.
+    * ``linear``: a :class:`Linear`, for the parallel engine (``mode="parallel"``);
+      the linear recurrences (LRU, minGRU, minLSTM, RG-LRU) declare one.
+
+    A cell built as ``Cell(init, initial_carry, apply)`` (a user's cell, ``stack``)
+    declares neither and runs as a ``lax.scan`` of ``apply`` differentiated by JAX,
+    which is always correct.
     """
 
     init: Callable[[Array, int], Params]
     initial_carry: Callable[..., Carry]
     apply: Callable[[Params, Carry, Array], tuple[Carry, Array]]
-    fused: Callable[..., tuple[Carry, Array]] | None = None
+    step: Step | None = None
+    linear: Linear | None = None
+
+
+def apply_step(step: Step, params, carry, x):
+    """``apply`` of a cell that declares ``step``:
+    ``update(p, c, project(p, c, x), recur(p, c))``."""
+    return step.update(params, carry, step.project(params, carry, x), step.recur(params, carry))
+
+
+def apply_linear(linear: Linear, params, carry, x):
+    """``apply`` of a cell that declares ``linear``: one step of ``h_t = a_t ⊙ h_{t-1} + b_t``
+    (in linear space, also for a ``log_space`` declaration), then the readout."""
+    a, b = linear.coefficients(params, x)
+    if linear.log_space:
+        a, b = jnp.exp(a), jnp.exp(b)
+    h = a * carry.h + b
+    return carry._replace(h=h), linear.readout(params, h, x)
 
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {

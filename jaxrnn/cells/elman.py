@@ -18,8 +18,16 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells import initializers, registry
-from jaxrnn.cells.base import Cell, activation_fn, carry_dtype, check_input, check_positive, matmul
-from jaxrnn.rollout import fused
+from jaxrnn.cells.base import (
+    Cell,
+    Step,
+    activation_fn,
+    apply_step,
+    carry_dtype,
+    check_input,
+    check_positive,
+    matmul,
+)
 
 
 class ElmanParams(NamedTuple):
@@ -84,14 +92,24 @@ def elman(
         del key
         return ElmanCarry(jnp.zeros((*batch_shape, hidden_size), carry_dtype(params.W_hh.dtype)))
 
-    def apply(params: ElmanParams, carry: ElmanCarry, x: jax.Array):
-        check_input(x, params.W_xh.shape[0], carry.h)
-        acc = carry.h.dtype
-        z = matmul(x, params.W_xh, acc) + matmul(carry.h, params.W_hh, acc) + params.b.astype(acc)
-        h = f(z)
+    # The step in the fused engine's pieces (jaxrnn.cells.base.Step); apply is their composition.
+    def project(params: ElmanParams, carry: ElmanCarry, x: jax.Array):
+        return matmul(x, params.W_xh, carry.h.dtype)
+
+    def recur(params: ElmanParams, carry: ElmanCarry):
+        return matmul(carry.h, params.W_hh, carry.h.dtype)
+
+    def update(params: ElmanParams, carry: ElmanCarry, u, r):
+        h = f(u + r + params.b.astype(carry.h.dtype))
         return ElmanCarry(h), h
 
-    return Cell(init, initial_carry, apply, fused.elman_rollout(activation))
+    step = Step(project, recur, update)
+
+    def apply(params: ElmanParams, carry: ElmanCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        return apply_step(step, params, carry, x)
+
+    return Cell(init, initial_carry, apply, step)
 
 
 @registry.register("elman")

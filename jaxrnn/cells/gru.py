@@ -29,8 +29,15 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import initializers, registry
 from jaxrnn.cells import layer_norm as ln
-from jaxrnn.cells.base import Cell, carry_dtype, check_input, check_positive, matmul
-from jaxrnn.rollout import fused
+from jaxrnn.cells.base import (
+    Cell,
+    Step,
+    apply_step,
+    carry_dtype,
+    check_input,
+    check_positive,
+    matmul,
+)
 
 
 class GRULayerNorm(NamedTuple):
@@ -121,31 +128,40 @@ def gru(
         del key
         return GRUCarry(jnp.zeros((*batch_shape, H), carry_dtype(params.W_hh.dtype)))
 
-    def apply(params: GRUParams, carry: GRUCarry, x: jax.Array):
-        check_input(x, params.W_xh.shape[0], carry.h)
+    # The step in the fused engine's pieces (jaxrnn.cells.base.Step); apply is their
+    # composition. Reset-before multiplies r ⊙ h_{t-1} into the candidate's block of
+    # W_hh, so only the (r, z) blocks are the recurrent projection there; the candidate's
+    # matmul is part of the row-wise update (its gradient accumulates step by step).
+    def project(params: GRUParams, carry: GRUCarry, x: jax.Array):
+        return matmul(x, params.W_xh, carry.h.dtype)
+
+    def recur(params: GRUParams, carry: GRUCarry):
+        W_hh = params.W_hh if reset_after else params.W_hh[:, : 2 * H]
+        return matmul(carry.h, W_hh, carry.h.dtype)
+
+    def update(params: GRUParams, carry: GRUCarry, gx, gh):
         h = carry.h
         acc = h.dtype
-        gx = matmul(x, params.W_xh, acc)
+        if params.layer_norm is not None:
+            gx = ln.apply(params.layer_norm.x, gx)
+            gh = ln.apply(params.layer_norm.h, gh)
+        gx = gx + params.b.astype(acc)
+        r = jax.nn.sigmoid(gx[..., :H] + gh[..., :H])
+        z = jax.nn.sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
         if reset_after:
-            gh = matmul(h, params.W_hh, acc)
-            if params.layer_norm is not None:
-                gx = ln.apply(params.layer_norm.x, gx)
-                gh = ln.apply(params.layer_norm.h, gh)
-            gx = gx + params.b.astype(acc)
-            r = jax.nn.sigmoid(gx[..., :H] + gh[..., :H])
-            z = jax.nn.sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
             n = jnp.tanh(gx[..., 2 * H :] + r * (gh[..., 2 * H :] + params.b_hn.astype(acc)))
         else:
-            gx = gx + params.b.astype(acc)
-            rz = jax.nn.sigmoid(gx[..., : 2 * H] + matmul(h, params.W_hh[:, : 2 * H], acc))
-            r, z = rz[..., :H], rz[..., H:]
             n = jnp.tanh(gx[..., 2 * H :] + matmul(r * h, params.W_hh[:, 2 * H :], acc))
         h = (1.0 - z) * n + z * h
         return GRUCarry(h), h
 
-    # The fused rollout (hand-derived BPTT) covers the cuDNN form without layer norm.
-    rollout = fused.gru_rollout(H) if reset_after and not layer_norm else None
-    return Cell(init, initial_carry, apply, rollout)
+    step = Step(project, recur, update)
+
+    def apply(params: GRUParams, carry: GRUCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        return apply_step(step, params, carry, x)
+
+    return Cell(init, initial_carry, apply, step)
 
 
 @registry.register("gru")

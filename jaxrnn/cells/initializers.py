@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.nn import initializers as jax_init
 from jax.nn.initializers import (
     constant,
     glorot_normal,
@@ -34,10 +35,11 @@ from jax.nn.initializers import (
     lecun_uniform,
     normal,
     ones,
-    orthogonal,
     uniform,
     zeros,
 )
+
+from jaxrnn.cells.base import carry_dtype
 
 Initializer = Callable[..., jax.Array]
 
@@ -61,6 +63,20 @@ __all__ = [
     "uniform",
     "zeros",
 ]
+
+
+def orthogonal(scale: float = 1.0) -> Initializer:
+    """``jax.nn.initializers.orthogonal`` (Saxe et al. 2014) for any float dtype.
+
+    The QR decomposition runs in at least float32 (LAPACK has no bfloat16 or float16
+    QR), and the result is cast to ``dtype``.
+    """
+    inner = jax_init.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        return inner(key, shape, carry_dtype(dtype)).astype(dtype)
+
+    return init
 
 
 def identity(scale: float = 1.0) -> Initializer:

@@ -33,8 +33,15 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import initializers, registry
 from jaxrnn.cells import layer_norm as ln
-from jaxrnn.cells.base import Cell, carry_dtype, check_input, check_positive, matmul
-from jaxrnn.rollout import fused
+from jaxrnn.cells.base import (
+    Cell,
+    Step,
+    apply_step,
+    carry_dtype,
+    check_input,
+    check_positive,
+    matmul,
+)
 
 
 class LSTMPeephole(NamedTuple):
@@ -165,12 +172,18 @@ def lstm(
         acc = carry_dtype(params.W_hh.dtype)
         return LSTMCarry(h=jnp.zeros((*batch_shape, P), acc), c=jnp.zeros((*batch_shape, H), acc))
 
-    def apply(params: LSTMParams, carry: LSTMCarry, x: jax.Array):
-        check_input(x, params.W_xh.shape[0], carry.h)
-        h, c = carry.h, carry.c
-        acc = h.dtype
-        ax = matmul(x, params.W_xh, acc)
-        ah = matmul(h, params.W_hh, acc)
+    # The step in the fused engine's pieces (jaxrnn.cells.base.Step); apply is their
+    # composition. The LSTMP projection h = m W_hr is a matmul inside the row-wise
+    # update: its gradient accumulates step by step, as under autodiff.
+    def project(params: LSTMParams, carry: LSTMCarry, x: jax.Array):
+        return matmul(x, params.W_xh, carry.h.dtype)
+
+    def recur(params: LSTMParams, carry: LSTMCarry):
+        return matmul(carry.h, params.W_hh, carry.h.dtype)
+
+    def update(params: LSTMParams, carry: LSTMCarry, ax, ah):
+        c = carry.c
+        acc = carry.h.dtype
         if params.layer_norm is not None:
             ax = ln.apply(params.layer_norm.x, ax)
             ah = ln.apply(params.layer_norm.h, ah)
@@ -188,9 +201,13 @@ def lstm(
             h = matmul(h, params.W_hr, acc)
         return LSTMCarry(h, c), h
 
-    # The fused rollout (hand-derived BPTT) covers the plain LSTM only.
-    plain = not (peephole or projection_size or layer_norm)
-    return Cell(init, initial_carry, apply, fused.lstm_rollout(H) if plain else None)
+    step = Step(project, recur, update)
+
+    def apply(params: LSTMParams, carry: LSTMCarry, x: jax.Array):
+        check_input(x, params.W_xh.shape[0], carry.h)
+        return apply_step(step, params, carry, x)
+
+    return Cell(init, initial_carry, apply, step)
 
 
 @registry.register("lstm")

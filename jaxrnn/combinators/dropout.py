@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Cell, Step
 
 
 class DropoutCarry(NamedTuple):
@@ -111,23 +111,47 @@ def variational_dropout(cell: Cell, *, input_rate: float = 0.0, state_rate: floa
         inner_key = None if key is None else jax.random.fold_in(key, 2)
         return DropoutCarry(cell.initial_carry(params, batch_shape, key=inner_key), key)
 
-    def apply(params, carry: DropoutCarry, x: jax.Array):
+    def dropped(carry: DropoutCarry):
+        """The wrapped carry with ``h`` dropped (training, ``state_rate > 0``)."""
         inner = carry.cell
         if state_rate > 0.0 and "h" not in getattr(inner, "_fields", ()):
             raise ValueError(
                 f"state_rate: dropping the state needs a carry with a field 'h', got "
                 f"{type(inner).__name__} with fields {getattr(inner, '_fields', None)}"
             )
-        if carry.key is not None:
-            if input_rate > 0.0:
-                x = dropout_mask(jax.random.fold_in(carry.key, 0), input_rate, x)
-            if state_rate > 0.0:
-                h = dropout_mask(jax.random.fold_in(carry.key, 1), state_rate, inner.h)
-                inner = inner._replace(h=h)
-        inner, y = cell.apply(params, inner, x)
+        if carry.key is None or state_rate == 0.0:
+            return inner
+        return inner._replace(h=dropout_mask(jax.random.fold_in(carry.key, 1), state_rate, inner.h))
+
+    def dropped_input(carry: DropoutCarry, x: jax.Array):
+        if carry.key is None or input_rate == 0.0:
+            return x
+        return dropout_mask(jax.random.fold_in(carry.key, 0), input_rate, x)
+
+    def apply(params, carry: DropoutCarry, x: jax.Array):
+        inner, y = cell.apply(params, dropped(carry), dropped_input(carry, x))
         return DropoutCarry(inner, carry.key), y
 
-    return Cell(cell.init, initial_carry, apply)
+    # The masks scale x and h by constants of the rollout, so the wrapped cell's
+    # projections stay linear and the fused engine applies (a mask drawn again at a
+    # step is the same mask: the key is fixed).
+    step = None
+    if cell.step is not None:
+        inner_step = cell.step
+
+        def project(params, carry: DropoutCarry, x):
+            return inner_step.project(params, carry.cell, dropped_input(carry, x))
+
+        def recur(params, carry: DropoutCarry):
+            return inner_step.recur(params, dropped(carry))
+
+        def update(params, carry: DropoutCarry, u, r):
+            inner, y = inner_step.update(params, dropped(carry), u, r)
+            return DropoutCarry(inner, carry.key), y
+
+        step = Step(project, recur, update)
+
+    return Cell(cell.init, initial_carry, apply, step)
 
 
 def zoneout(cell: Cell, rates: float | dict[str, float]) -> Cell:
@@ -185,9 +209,9 @@ def zoneout(cell: Cell, rates: float | dict[str, float]) -> Cell:
         field_rates(inner)  # unknown field names fail here, before any compute
         return ZoneoutCarry(inner, key)
 
-    def apply(params, carry: ZoneoutCarry, x: jax.Array):
+    def zone(carry: ZoneoutCarry, new, y):
+        """The step's result with the zoned fields: ``(ZoneoutCarry, y)``."""
         prev = carry.cell
-        new, y = cell.apply(params, prev, x)
         key = carry.key
         if key is not None:
             key, step_key = jax.random.split(key)
@@ -205,4 +229,18 @@ def zoneout(cell: Cell, rates: float | dict[str, float]) -> Cell:
             y = zoned["h"]
         return ZoneoutCarry(new._replace(**zoned), key), y
 
-    return Cell(cell.init, initial_carry, apply)
+    def apply(params, carry: ZoneoutCarry, x: jax.Array):
+        return zone(carry, *cell.apply(params, carry.cell, x))
+
+    # Zoneout mixes the wrapped cell's old and new state row by row: it is part of the
+    # update, and the wrapped cell's projections are the fused engine's.
+    step = None
+    if cell.step is not None:
+        inner_step = cell.step
+        step = Step(
+            lambda params, carry, x: inner_step.project(params, carry.cell, x),
+            lambda params, carry: inner_step.recur(params, carry.cell),
+            lambda params, carry, u, r: zone(carry, *inner_step.update(params, carry.cell, u, r)),
+        )
+
+    return Cell(cell.init, initial_carry, apply, step)

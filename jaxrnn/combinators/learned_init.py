@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell
+from jaxrnn.cells.base import Cell, Step
 
 
 class LearnedInitParams(NamedTuple):
@@ -54,4 +54,17 @@ def learned_initial_carry(cell: Cell, init=None) -> Cell:
     def apply(params: LearnedInitParams, carry, x):
         return cell.apply(params.cell, carry, x)
 
-    return Cell(init_fn, initial_carry, apply)
+    # The wrapped cell's engines, reading its own params.
+    step, linear = cell.step, cell.linear
+    if step is not None:
+        step = Step(
+            lambda params, carry, x: cell.step.project(params.cell, carry, x),
+            lambda params, carry: cell.step.recur(params.cell, carry),
+            lambda params, carry, u, r: cell.step.update(params.cell, carry, u, r),
+        )
+    if linear is not None:
+        linear = linear._replace(
+            coefficients=lambda params, x: cell.linear.coefficients(params.cell, x),
+            readout=lambda params, h, x: cell.linear.readout(params.cell, h, x),
+        )
+    return Cell(init_fn, initial_carry, apply, step, linear)

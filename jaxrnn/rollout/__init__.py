@@ -1,2 +1,2 @@
-"""Rolling a cell over sequences: ``scan``, the fused BPTT fast path, hand-derived and
-truncated BPTT, and gradient diagnostics."""
+"""Rolling a cell over sequences: ``scan`` and its engines (the fused BPTT engine, the
+parallel scan of linear recurrences), truncated BPTT, and gradient diagnostics."""

@@ -1,365 +1,289 @@
-"""Hand-derived BPTT for the built-in cells: a fused rollout with a custom VJP.
+"""The fused engine: BPTT structured like cuDNN's, for any cell that declares a :class:`Step`.
 
-The Elman, GRU and LSTM factories put a ``fused`` rollout in their :class:`jaxrnn.Cell`;
-:func:`jaxrnn.scan` runs it instead of differentiating ``lax.scan`` of ``apply``
-wherever it applies. Its values are exactly those of the plain scan; its
-backward pass has the structure of cuDNN's and oneDNN's RNN kernels. With
-``a_t = x_t W_xh + h_{t-1} W_hh + b`` the pre-activations of a step (``[*, G H]``,
-G = 1, 3, 4 gates) and ``δ_t = ∂L/∂a_t``, the only sequential part is::
+A cell that declares ``step = Step(project, recur, update)`` (see
+:class:`jaxrnn.cells.base.Step`) computes each step as::
 
-    for t = T, ..., 1:                       (a reverse lax.scan)
-        δ_t, ∂L/∂s_{t-1} = cell_backward(∂L/∂s_t + ∂L/∂y_t, saved_t)
-        ∂L/∂h_{t-1} includes δ_t W_hhᵀ
+    u_t = project(p, c, x_t)          input projection       (x_t W_xh)
+    r_t = recur(p, c_{t-1})           recurrent projection   (h_{t-1} W_hh)
+    c_t, y_t = update(p, c_{t-1}, u_t, r_t)                  (gates, row by row)
 
-and the weight and input gradients are then single matmuls over all ``T·N`` rows::
+The engine runs the forward pass as a ``lax.scan`` of exactly these calls (with the
+resets and masks of :func:`jaxrnn.scan`), saving ``c_{t-1}``, ``u_t`` and ``r_t``. Its
+backward pass, a ``custom_vjp``, runs the only sequential part as a reverse scan::
 
-    dW_hh = Σ_t h_{t-1}ᵀ δ_t      dW_xh = Σ_t x_tᵀ δ_t      db = Σ_t δ_t      dx_t = δ_t W_xhᵀ
+    for t = T, ..., 1:
+        ∂update/∂(p, c_{t-1}, u_t, r_t)  <- JAX's VJP of update, one step
+        ∂L/∂c_{t-1} += ∂L/∂r_t · ∂recur/∂c   (δ W_hhᵀ)
 
-(an autodiffed scan instead accumulates ``dW_hh`` and ``dW_xh`` one small matmul
-per step, with a read and a write of the whole gradient each time). The forward
-pass saves the states ``s_t`` and the post-activation gates, so the backward
-pass recomputes no matmul (only ``tanh(c_t)`` for the LSTM).
+and then differentiates ``project`` and ``recur`` over all ``T·N`` rows at once::
 
-A masked step (``valid[t] = False``) keeps the carry and outputs zero, so its
-Jacobian is the identity: ``δ_t = 0`` and the carry cotangent passes through.
-Cotangents of the final carry enter the backward scan as its initial carry, and
-the initial carry's cotangent is what it returns, so a rollout can be one
-segment of a longer one.
+    dW_xh = Σ_t x_tᵀ δu_t     dx_t = δu_t W_xhᵀ     dW_hh = Σ_t h_{t-1}ᵀ δr_t
 
-Cell equations (row-vector layout, gate blocks as in the cell modules)::
+one matmul each, where autodiff of a scan accumulates ``dW_hh`` and ``dW_xh`` one
+small matmul per step, reading and writing the whole gradient each time (Appleyard
+et al. 2016). No derivative is written by hand: each piece is differentiated by JAX,
+so a new cell gets the engine by declaring its pieces, and the engine cannot disagree
+with the cell's own ``apply``.
 
-    Elman   h_t = f(a_t)                               δ_t = f′(a_t) ⊙ dh_t
-    GRU     r, z = σ(a_r), σ(a_z)                       (reset_after, cuDNN form)
-            n = tanh(ax_n + r ⊙ (ah_n + b_hn)),  h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
-            δ_n = dh_t ⊙ (1 - z) ⊙ (1 - n²),   δ_z = dh_t ⊙ (h_{t-1} - n) ⊙ z(1 - z),
-            δ_r = δ_n ⊙ (ah_n + b_hn) ⊙ r(1 - r),   dh_{t-1} = [δ_r, δ_z, r ⊙ δ_n] W_hhᵀ + z ⊙ dh_t
-    LSTM    dc = dc_t + dh_t ⊙ o ⊙ (1 - tanh²c_t),
-            δ = [dc ⊙ g ⊙ i(1-i), dc ⊙ c_{t-1} ⊙ f(1-f), dc ⊙ i ⊙ (1-g²), dh_t ⊙ tanh c_t ⊙ o(1-o)]
-            dh_{t-1} = δ W_hhᵀ,   dc_{t-1} = dc ⊙ f
+A masked step keeps the carry: its Jacobian is the identity, and the carry's cotangent
+passes through it. A reset step reads ``reset_to``, which receives the cotangent the
+step's input carry gets. Per-rollout carry leaves (PRNG keys) have no cotangent.
 
-The GRU's recurrent matmul sees ``r ⊙ δ_n`` in its candidate block, so it has
-two delta sequences: ``Δx`` for ``W_xh``, ``b`` and ``x``, ``Δh`` for ``W_hh`` and ``b_hn``.
-
-Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) of a custom-VJP function is
-not defined in JAX; use ``jaxrnn.scan(..., bptt="autodiff")`` for it.
+Forward-mode differentiation (``jax.jvp``) of a ``custom_vjp`` is not defined in JAX:
+:func:`dispatch` runs the plain scan instead under ``bptt="auto"`` (with a warning, once)
+and raises under ``bptt="fused"``.
 
 References:
   Werbos (1990). Backpropagation through time: what it does and how to do it.
   Proceedings of the IEEE 78(10).
   Appleyard, Kocisky, Blunsom (2016). Optimizing Performance of Recurrent Neural
   Networks on GPUs. arXiv:1604.01946 (weight gradients as one GEMM over time).
-  NVIDIA cuDNN, ``cudnnRNNBackwardData`` / ``cudnnRNNBackwardWeights``; oneDNN,
-  "RNN" primitive, backward propagation.
+  NVIDIA cuDNN, ``cudnnRNNBackwardData`` / ``cudnnRNNBackwardWeights``.
 """
 
 import logging
-import math
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jex_core
 
-from jaxrnn.cells.base import activation_fn, check_input
+from jaxrnn.cells.base import Step, carry_dtype
+from jaxrnn.rollout.steps import where_rows
 
-Array = jax.Array
 log = logging.getLogger("jaxrnn")
-BPTT_MODES = ("auto", "fused", "autodiff")
-
-# ``x_t W_xh`` is computed inside the forward loop, not hoisted out as one tall
-# [T·N, I] @ [I, G·H] matmul: hoisting never won clearly. (Both scans take the
-# caller's ``unroll``, default 1: with this fast path, unroll = 2 / 4 over unroll = 1
-# took 0.96-1.12x / 0.97-1.26x the bench training step over the 12 cells and sizes
-# below, interleaved on an idle 2-core VM; only Elman (32,100,64,512) at unroll 4
-# gained, 0.87x, so 1 stays the default.) CPU ms per bench training step
-# (forward + BPTT + Adam, float32, process CPU time: the 2-core VM was shared, load
-# average 14-19), autodiff scan / fused in-loop / fused hoisted, jax 0.10.2, (B, T, I, H):
-#           (32,100,32,128)      (8,1000,16,64)       (32,100,64,512)       (256,50,32,256)
-#   LSTM    33.0 / 21.5 / 21.7   38.0 / 27.4 / 41.9   385 / 306 / 321       371 / 336 / 364
-#   GRU     27.9 / 21.3 / 18.3   32.9 / 24.7 / 41.3   296 / 241 / 248       286 / 267 / 294
-#   Elman    7.0 /  5.7 /  6.2   10.6 /  7.2 /  6.6   94.6 / 69.8 / 73.0    111 / 89.9 / 96.5
-# The one hoisting gain (GRU, first column) is within this machine's noise, and the
-# long-sequence column loses 40-50 % to the [T·N, G·H] round trip through memory.
+_JVP_MESSAGE = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
 
 
-class Unsupported(ValueError):
-    """The fused rollout does not apply to these arguments; the message says why."""
+class ForwardModeError(TypeError):
+    """Forward-mode differentiation reached the fused engine, which has only a VJP."""
 
 
-class _Recurrence(NamedTuple):
-    """One cell's pieces for :func:`_rollout` (all on flat ``[N, ...]`` batches).
+def _differentiable(x) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.inexact)
 
-    ``step(params, s, ax) -> (s_new, saved)``: one forward step from ``ax = x W_xh``
-    (adding ``b`` where the cell's ``apply`` does, so that values match bit for bit).
-    ``back(params, ds, saved, s_prev, s_new) -> (δx, δh, ds_prev)``: one backward step,
-    where ``ds`` already holds ``∂L/∂y_t`` in its ``h``; ``δx`` is the delta of
-    ``x W_xh + b``, ``δh`` that of ``h_{t-1} W_hh`` (None: the same as ``δx``, which
-    is then stored once).
-    ``extra_grads(params, Δh) -> dict``: gradients of params other than
-    ``W_xh, W_hh, b``.
+
+def _split(tree):
+    """``(floats, rest)``: two trees of ``tree``'s structure, each with None where the
+    other holds the leaf; inexact leaves are differentiated, the others (keys) are not."""
+    floats = jax.tree.map(lambda x: x if _differentiable(x) else None, tree)
+    rest = jax.tree.map(lambda x: None if _differentiable(x) else x, tree)
+    return floats, rest
+
+
+def _join(floats, rest):
+    return jax.tree.map(
+        lambda f, r: r if f is None else f, floats, rest, is_leaf=lambda x: x is None
+    )
+
+
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+def _accumulator(tree):
+    """Zeros of ``tree``'s float leaves in at least float32 (a bfloat16 gradient summed
+    over ``T`` steps would lose the small terms), None for the others."""
+    floats, _ = _split(tree)
+    return jax.tree.map(lambda x: jnp.zeros(x.shape, carry_dtype(x.dtype)), floats)
+
+
+def _cast_like(grads, ref):
+    """``grads`` (floats only, None elsewhere) as cotangents of ``ref``: its dtypes, float0
+    zeros for its non-float leaves (keys), None where ``ref`` has None."""
+
+    def cotangent(g, x):
+        if g is not None:
+            return g.astype(x.dtype)
+        return None if x is None else np.zeros(x.shape, jax.dtypes.float0)
+
+    return jax.tree.map(
+        cotangent,
+        grads,
+        ref,
+        is_leaf=lambda x: x is None,
+    )
+
+
+def _read_params(update, params, c, u, r):
+    """Which leaves of ``params`` the row-wise ``update`` reads: a tree of bools, from its
+    jaxpr. The backward pass accumulates gradients only for those, not a zero ``W_hh``
+    (read only by ``recur``) added at every step."""
+    leaves, treedef = jax.tree.flatten(params)
+    jaxpr = jax.make_jaxpr(lambda ls, c, u, r: update(treedef.unflatten(ls), c, u, r))(
+        leaves, c, u, r
+    ).jaxpr
+    read = {v for eqn in jaxpr.eqns for v in eqn.invars if isinstance(v, jex_core.Var)}
+    read |= {v for v in jaxpr.outvars if isinstance(v, jex_core.Var)}
+    return treedef.unflatten([v in read for v in jaxpr.invars[: len(leaves)]])
+
+
+def rollout(step: Step, params, carry0, xs, valid, starts, *, reverse, unroll, reset_to):
+    """Run ``step`` over time-major ``xs [T, *batch, I]`` with the fused backward pass.
+
+    ``valid`` and ``starts`` are ``[T, *batch]`` bool or None, as in ``jaxrnn.scan``'s
+    plain rollout; resets restart from ``reset_to``. Returns ``(final_carry, ys)``,
+    the values of the plain rollout (the same calls, in the same order).
     """
+    batch_shape = xs.shape[1:-1]
 
-    step: Callable
-    back: Callable
-    extra_grads: Callable[[Any, Array], dict]
+    def forward(params, carry0, reset_to, xs, valid, starts):
+        def body(c, inputs):
+            x, v, s = inputs
+            if s is not None:
+                c = where_rows(s, reset_to, c, batch_shape)
+            u, r = step.project(params, c, x), step.recur(params, c)
+            c_new, y = step.update(params, c, u, r)
+            if v is not None:
+                c_new = where_rows(jnp.logical_not(v), c, c_new, batch_shape)
+                y = where_rows(v, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
+            return c_new, (y, (c, u, r))
 
+        return jax.lax.scan(body, carry0, (xs, valid, starts), reverse=reverse, unroll=unroll)
 
-def _no_extra_grads(params, delta_h):
-    return {}
-
-
-def _prev(seq: Array, first: Array, reverse: bool) -> Array:
-    """The state entering each step: ``first``, then ``seq`` one step later in processing order."""
-    if reverse:
-        return jnp.concatenate([seq[1:], first[None]])
-    return jnp.concatenate([first[None], seq[:-1]])
-
-
-def _check_dtypes(params, carry, xs) -> None:
-    dtypes = {jnp.dtype(a.dtype) for a in (*jax.tree.leaves(params), *jax.tree.leaves(carry), xs)}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in (jnp.float32, jnp.float64):
-        raise Unsupported(
-            "the fused rollout needs params, carry and xs all float32 or all float64, got "
-            f"dtypes {sorted(str(d) for d in dtypes)}; use bptt='autodiff'"
-        )
-
-
-def _rollout(rec: _Recurrence, params, carry, xs, valid, *, reverse: bool, unroll):
-    """Run ``rec`` over time-major ``xs [T, *batch, I]`` with a hand-derived VJP.
-
-    Returns ``(final_carry, ys [T, *batch, H])``, ``ys[t] = h_t`` where ``valid[t]``, else 0.
-    """
-    _check_dtypes(params, carry, xs)
-    T, batch_shape = xs.shape[0], xs.shape[1:-1]
-    if T == 0:
-        raise Unsupported("the fused rollout needs T >= 1, got T = 0")
-    # The same check, and message, as the cell's apply on the autodiff path.
-    check_input(jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype), params.W_xh.shape[0], carry.h)
-    N = math.prod(batch_shape)
-    flat = jax.tree.map(lambda a: a.reshape(N, a.shape[-1]), carry)
-    v = None if valid is None else valid.reshape(T, N)
-    final, hs = _fused_scan(rec, reverse, unroll, params, flat, xs.reshape(T, N, -1), v)
-    final = jax.tree.map(lambda a, ref: a.reshape(ref.shape), final, carry)
-    ys = hs if v is None else jnp.where(v[..., None], hs, jnp.zeros((), hs.dtype))
-    return final, ys.reshape(*xs.shape[:-1], hs.shape[-1])
-
-
-def _keep_where(v, new, old):
-    """Per row, ``new`` where ``v`` else ``old``, for every leaf; ``v`` [N] or None."""
-    if v is None:
-        return new
-    return jax.tree.map(lambda a, b: jnp.where(v[:, None], a, b), new, old)
-
-
-def _forward(rec, reverse, unroll, params, carry, xs, valid, *, save: bool):
-    """The forward scan: final carry, the state after every step, and (if ``save``) the
-    saved values ``rec.back`` needs."""
-
-    def body(s, inputs):
-        x, v = inputs
-        s_new, saved = rec.step(params, s, x @ params.W_xh)
-        s_new = _keep_where(v, s_new, s)
-        return s_new, (s_new, saved) if save else s_new
-
-    return jax.lax.scan(body, carry, (xs, valid), reverse=reverse, unroll=unroll)
-
-
-def _fused_scan(rec, reverse, unroll, params, carry, xs, valid):
     @jax.custom_vjp
-    def run(params, carry, xs, valid):
-        final, states = _forward(rec, reverse, unroll, params, carry, xs, valid, save=False)
-        return final, states.h
+    def run(params, carry0, reset_to, xs, valid, starts):
+        final, (ys, _) = forward(params, carry0, reset_to, xs, valid, starts)
+        return final, ys
 
-    def run_fwd(params, carry, xs, valid):
-        final, (states, saved) = _forward(rec, reverse, unroll, params, carry, xs, valid, save=True)
-        return (final, states.h), (params, carry, xs, valid, states, saved)
+    def run_fwd(params, carry0, reset_to, xs, valid, starts):
+        final, (ys, saved) = forward(params, carry0, reset_to, xs, valid, starts)
+        return (final, ys), (params, carry0, reset_to, xs, valid, starts, saved)
 
     def run_bwd(residuals, cotangents):
-        params, carry0, xs, valid, states, saved = residuals
-        d_final, d_hs = cotangents
-        prevs = jax.tree.map(lambda seq, first: _prev(seq, first, reverse), states, carry0)
+        params, carry0, reset_to, xs, valid, starts, (cs, us, rs) = residuals
+        d_final, d_ys = cotangents
 
-        def body(ds, inputs):
-            gy, sv, s_prev, s_new, v = inputs
-            dx, dh, ds_prev = rec.back(params, ds._replace(h=ds.h + gy), sv, s_prev, s_new)
-            if v is not None:  # a masked step: δ = 0, the carry cotangent passes through
-                zero = jnp.zeros((), dx.dtype)
-                dx = jnp.where(v[:, None], dx, zero)
-                dh = None if dh is None else jnp.where(v[:, None], dh, zero)
-                ds_prev = _keep_where(v, ds_prev, ds)
-            return ds_prev, (dx, dh)
+        # Only the params update reads get a per-step gradient (biases, peepholes, norms).
+        one_step = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (cs, us, rs))
+        read = _read_params(step.update, params, *one_step)
+        p_read = jax.tree.map(lambda x, k: x if k and _differentiable(x) else None, params, read)
+        p_rest = jax.tree.map(lambda x, k: None if k and _differentiable(x) else x, params, read)
 
-        d_carry0, (delta_x, delta_h) = jax.lax.scan(
+        def body(acc, inputs):
+            dc, dp, d_reset = acc  # dc: the float leaves of the carry's cotangent
+            c, u, r, dy, v, s = inputs
+            c_float, c_rest = _split(c)
+
+            def update(p_read, c_float, u, r):
+                c_in = _join(c_float, c_rest)
+                c_new, y = step.update(_join(p_read, p_rest), c_in, u, r)
+                if v is not None:
+                    c_new = where_rows(jnp.logical_not(v), c_in, c_new, batch_shape)
+                    y = where_rows(v, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
+                return _split(c_new)[0], y
+
+            _, pull = jax.vjp(update, p_read, c_float, u, r)
+            dp_t, dc_in, du, dr = pull((dc, dy))
+            # δr W_hhᵀ: the recurrent projection's VJP w.r.t. the carry (linear, so the
+            # forward matmul inside jax.vjp is dead code that XLA removes).
+            _, pull_recur = jax.vjp(lambda c: step.recur(params, _join(c, c_rest)), c_float)
+            dc_in = _add(dc_in, pull_recur(dr)[0])
+            dp = jax.tree.map(lambda a, g: a + g.astype(a.dtype), dp, dp_t)
+            if s is not None:  # a reset step read reset_to, not the previous carry
+                zero = jax.tree.map(jnp.zeros_like, dc_in)
+                d_reset = _add(d_reset, where_rows(s, dc_in, zero, batch_shape))
+                dc_in = where_rows(s, zero, dc_in, batch_shape)
+            return (dc_in, dp, d_reset), (du, dr)
+
+        d_reset0 = jax.tree.map(jnp.zeros_like, _split(reset_to)[0])
+        (d_carry0, dp_update, d_reset), (dus, drs) = jax.lax.scan(
             body,
-            d_final,
-            (d_hs, saved, prevs, states, valid),
+            (_split(d_final)[0], _accumulator(p_read), d_reset0),
+            (cs, us, rs, d_ys, valid, starts),
             reverse=not reverse,
             unroll=unroll,
         )
-        # The weight and input gradients: one matmul each over all T * N rows.
-        rows_x = delta_x.reshape(-1, delta_x.shape[-1])
-        rows_h = rows_x if delta_h is None else delta_h.reshape(-1, delta_h.shape[-1])
-        grads = params._replace(
-            W_xh=xs.reshape(-1, xs.shape[-1]).T @ rows_x,
-            W_hh=prevs.h.reshape(-1, prevs.h.shape[-1]).T @ rows_h,
-            b=rows_x.sum(0),
-            **rec.extra_grads(params, rows_h),
+        # project and recur over all T steps at once: one matmul per weight.
+        cs_float, cs_rest = _split(cs)
+        _, pull_project = jax.vjp(
+            lambda p, x: jax.vmap(step.project, (None, 0, 0))(p, cs, x), params, xs
         )
-        return grads, d_carry0, delta_x @ params.W_xh.T, None
+        dp_project, dxs = pull_project(dus)
+        _, pull_recur = jax.vjp(
+            lambda p: jax.vmap(step.recur, (None, 0))(p, _join(cs_float, cs_rest)), params
+        )
+        (dp_recur,) = pull_recur(drs)
+        dp = jax.tree.map(
+            lambda g1, g2: g1.astype(carry_dtype(g1.dtype)) + g2.astype(carry_dtype(g1.dtype)),
+            _split(dp_project)[0],
+            _split(dp_recur)[0],
+        )
+        dp = jax.tree.map(
+            lambda g, a: g if a is None else g + a,
+            dp,
+            dp_update,
+            is_leaf=lambda x: x is None,
+        )
+        return (
+            _cast_like(dp, params),
+            _cast_like(d_carry0, carry0),
+            _cast_like(d_reset, reset_to),
+            dxs,
+            None,
+            None,
+        )
 
     run.defvjp(run_fwd, run_bwd)
-    return run(params, carry, xs, valid)
+    try:
+        return run(params, carry0, reset_to, xs, valid, starts)
+    except TypeError as e:
+        if _JVP_MESSAGE not in str(e):
+            raise
+        raise ForwardModeError(
+            "forward-mode differentiation (jax.jvp, jax.jacfwd, jax.hessian) has no rule "
+            "in the fused BPTT engine, which defines a VJP only; pass bptt='autodiff'"
+        ) from None
 
 
-# ----------------------------------------------------------------------------- Elman
-
-# f′ from the saved output h = f(a), where that is exact (relu′(0) = 0, as jax.nn.relu).
-DERIVATIVE_FROM_OUTPUT: dict[str, Callable[[Array], Array]] = {
-    "tanh": lambda h: 1 - h * h,
-    "sigmoid": lambda h: h * (1 - h),
-    "relu": lambda h: (h > 0).astype(h.dtype),
-    "identity": jnp.ones_like,
-}
+_warned: set[str] = set()
 
 
-def elman_rollout(activation) -> Callable:
-    """The fused rollout of ``jaxrnn.elman(H, activation=activation)``, any activation.
-
-    ``f′`` comes from the saved output for tanh, sigmoid, relu and identity; for
-    any other activation the pre-activation is saved and ``jax.vjp(f)`` gives the delta.
-    """
-    f = activation_fn(activation)
-    from_output = DERIVATIVE_FROM_OUTPUT.get(activation) if isinstance(activation, str) else None
-
-    def step(p, s, ax):
-        a = ax + s.h @ p.W_hh + p.b
-        return s._replace(h=f(a)), (None if from_output else a)
-
-    def back(p, ds, a, s_prev, s_new):
-        delta = ds.h * from_output(s_new.h) if from_output else jax.vjp(f, a)[1](ds.h)[0]
-        return delta, None, ds._replace(h=delta @ p.W_hh.T)
-
-    rec = _Recurrence(step, back, _no_extra_grads)
-
-    def fused(params, carry, xs, valid, *, reverse=False, unroll=1):
-        return _rollout(rec, params, carry, xs, valid, reverse=reverse, unroll=unroll)
-
-    return fused
+def _warn_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"jaxrnn.scan: {reason}", RuntimeWarning, stacklevel=4)
 
 
-# ------------------------------------------------------------------------------- GRU
-
-
-def gru_rollout(hidden_size: int) -> Callable:
-    """The fused rollout of ``jaxrnn.gru(H)`` (``reset_after=True``, no layer norm)."""
-    H = hidden_size
-
-    def step(p, s, ax):
-        gx = ax + p.b
-        gh = s.h @ p.W_hh
-        r = jax.nn.sigmoid(gx[:, :H] + gh[:, :H])
-        z = jax.nn.sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
-        hn = gh[:, 2 * H :] + p.b_hn
-        n = jnp.tanh(gx[:, 2 * H :] + r * hn)
-        return s._replace(h=(1.0 - z) * n + z * s.h), (r, z, n, hn)
-
-    def back(p, ds, saved, s_prev, s_new):
-        r, z, n, hn = saved
-        d_n = ds.h * (1.0 - z) * (1.0 - n * n)
-        d_z = ds.h * (s_prev.h - n) * z * (1.0 - z)
-        d_r = d_n * hn * r * (1.0 - r)
-        delta_h = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)
-        delta_x = jnp.concatenate([d_r, d_z, d_n], axis=-1)
-        return delta_x, delta_h, ds._replace(h=delta_h @ p.W_hh.T + ds.h * z)
-
-    def extra_grads(p, rows_h):
-        return {"b_hn": rows_h[:, 2 * H :].sum(0)}
-
-    rec = _Recurrence(step, back, extra_grads)
-
-    def fused(params, carry, xs, valid, *, reverse=False, unroll=1):
-        if params.layer_norm is not None or params.b_hn is None:
-            raise Unsupported(
-                "the fused GRU rollout needs params without layer_norm and with b_hn "
-                "(reset_after=True); use bptt='autodiff'"
-            )
-        return _rollout(rec, params, carry, xs, valid, reverse=reverse, unroll=unroll)
-
-    return fused
-
-
-# ------------------------------------------------------------------------------ LSTM
-
-
-def lstm_rollout(hidden_size: int) -> Callable:
-    """The fused rollout of ``jaxrnn.lstm(H)`` (no peephole, projection or layer norm)."""
-    H = hidden_size
-
-    def step(p, s, ax):
-        a = ax + s.h @ p.W_hh + p.b
-        i = jax.nn.sigmoid(a[:, :H])
-        f = jax.nn.sigmoid(a[:, H : 2 * H])
-        g = jnp.tanh(a[:, 2 * H : 3 * H])
-        o = jax.nn.sigmoid(a[:, 3 * H :])
-        c = f * s.c + i * g
-        return s._replace(h=o * jnp.tanh(c), c=c), (i, f, g, o)
-
-    def back(p, ds, gates, s_prev, s_new):
-        i, f, g, o = gates
-        tc = jnp.tanh(s_new.c)  # recomputed: cheaper than saving it
-        dc = ds.c + ds.h * o * (1.0 - tc * tc)
-        delta = jnp.concatenate(
-            [
-                dc * g * i * (1.0 - i),
-                dc * s_prev.c * f * (1.0 - f),
-                dc * i * (1.0 - g * g),
-                ds.h * tc * o * (1.0 - o),
-            ],
-            axis=-1,
-        )
-        return delta, None, ds._replace(h=delta @ p.W_hh.T, c=dc * f)
-
-    rec = _Recurrence(step, back, _no_extra_grads)
-
-    def fused(params, carry, xs, valid, *, reverse=False, unroll=1):
-        if params.peephole is not None or params.W_hr is not None or params.layer_norm is not None:
-            raise Unsupported(
-                "the fused LSTM rollout needs params without peephole, projection (W_hr) "
-                "and layer_norm; use bptt='autodiff'"
-            )
-        return _rollout(rec, params, carry, xs, valid, reverse=reverse, unroll=unroll)
-
-    return fused
-
-
-# -------------------------------------------------------------------------- dispatch
-
-
-def dispatch(cell, params, carry, xs, valid, starts, *, bptt: str, reverse: bool, unroll):
-    """The fused rollout's ``(final_carry, ys)`` if ``bptt`` and the arguments allow it, else None.
+def dispatch(cell, params, carry0, xs, valid, starts, *, bptt, reverse, unroll, reset_to):
+    """The fused engine's ``(final_carry, ys)`` if ``bptt`` and the cell allow it, else None.
 
     Called by :func:`jaxrnn.scan` at trace time on time-major arguments; logs which
-    path runs. ``bptt="fused"`` raises :class:`Unsupported` (a ``ValueError``) naming
-    why the fused path does not apply.
+    path runs. A cell without a declared :class:`Step` runs the plain scan by design
+    (``bptt="fused"`` then raises a ``ValueError`` saying so). Forward-mode
+    differentiation cannot use the engine: under ``bptt="auto"`` the plain scan runs
+    and a warning says why, once; under ``bptt="fused"`` it is a ``TypeError``.
     """
-    if bptt not in BPTT_MODES:
-        raise ValueError(f"bptt: expected one of {BPTT_MODES}, got {bptt!r}")
     if bptt == "autodiff":
         log.debug("jaxrnn.scan: autodiff BPTT (bptt='autodiff')")
         return None
-    try:
-        if getattr(cell, "fused", None) is None:
-            raise Unsupported(
-                "the cell has no fused rollout (only the built-in elman, gru and lstm cells "
-                "have one; wrapped, stacked and user cells do not)"
-            )
-        if starts is not None:
-            raise Unsupported("resets are not supported by the fused rollout")
-        out = cell.fused(params, carry, xs, valid, reverse=reverse, unroll=unroll)
-    except Unsupported as e:
+    if cell.step is None:
+        reason = (
+            "the cell declares no Step (jaxrnn.cells.base.Step), so JAX differentiates "
+            "the plain scan; the built-in cells and their dropout and zoneout wrappers "
+            "declare one, stack() and cells built as Cell(init, initial_carry, apply) do not"
+        )
         if bptt == "fused":
-            raise Unsupported(f"bptt='fused': {e}") from None
-        log.debug("jaxrnn.scan: autodiff BPTT (%s)", e)
+            raise ValueError(f"bptt='fused': {reason}")
+        log.debug("jaxrnn.scan: autodiff BPTT (%s)", reason)
+        return None
+    # The cell's own argument checks (input size, carry fields), before any compute:
+    # the engine calls its pieces, not its apply.
+    jax.eval_shape(cell.apply, params, carry0, jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
+    try:
+        out = rollout(
+            cell.step, params, carry0, xs, valid, starts,
+            reverse=reverse, unroll=unroll, reset_to=reset_to,
+        )  # fmt: skip
+    except ForwardModeError:
+        if bptt == "fused":
+            raise
+        _warn_once(
+            "forward-mode differentiation (jax.jvp) has no rule in the fused BPTT engine; "
+            "ran the plain scan instead (pass bptt='autodiff' to choose it and silence this)"
+        )
+        log.debug("jaxrnn.scan: autodiff BPTT (forward mode)")
         return None
     log.debug("jaxrnn.scan: fused BPTT")
     return out

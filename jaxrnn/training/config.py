@@ -34,6 +34,7 @@ References:
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -69,6 +70,9 @@ CELL_SETTINGS = (
     "identity_scale",
     "chrono_t_max",
     "layer_norm",
+    "r_min",
+    "r_max",
+    "max_phase",
 )
 
 
@@ -99,7 +103,8 @@ class ModelConfig:
 
     Attributes:
       cell: a registered cell (:mod:`jaxrnn.cells.registry`: ``"lstm"``, ``"gru"``,
-        ``"elman"``; the tree cells ``"binary_tree_lstm"``, ``"child_sum_tree_lstm"``,
+        ``"elman"``; the linear recurrences ``"lru"``, ``"min_gru"``, ``"min_lstm"``,
+        ``"rg_lru"``; the tree cells ``"binary_tree_lstm"``, ``"child_sum_tree_lstm"``,
         ``"recursive"``; anything a module registered) or a ``"module:factory"`` path.
       hidden_size: ``H`` of every layer.
       num_layers: stacked layers.
@@ -111,13 +116,17 @@ class ModelConfig:
       chrono_t_max: chrono gate-bias initialisation for the expected longest
         dependency (Tallec & Ollivier 2018); must be > 2; None: off.
       layer_norm: layer-normalised LSTM/GRU (Ba et al. 2016).
+      r_min, r_max: the LRU's eigenvalues start uniform on the ring ``r_min <= |λ| <= r_max``,
+        ``0 <= r_min <= r_max <= 1`` (Orvieto et al. 2023; 0.9 and 0.999 for long ranges).
+      max_phase: the largest initial phase of the LRU's eigenvalues, ``> 0`` (``π/10`` for
+        long ranges).
       dropout: dropout rate between stacked layers, in ``[0, 1)``.
       residual: residual connections between stacked layers.
       remat: memory-lean BPTT for long sequences: recompute segments of this many
         steps in the backward pass (``"sqrt"``: ``round(sqrt(T))``; None: off), see
         ``jaxrnn.scan``. Same values and gradients, less memory, more time.
 
-    The cell settings (``activation`` ... ``layer_norm``) go to the cell's factory,
+    The cell settings (``activation`` ... ``max_phase``) go to the cell's factory,
     which reads those its signature names; a setting changed from its default that
     the chosen cell does not read is an error, never silently ignored.
     """
@@ -131,6 +140,9 @@ class ModelConfig:
     identity_scale: PositiveFloat = 1.0
     chrono_t_max: Annotated[float, Field(gt=2.0)] | None = None
     layer_norm: bool = False
+    r_min: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    r_max: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    max_phase: PositiveFloat = 2 * math.pi
     dropout: UnitInterval = 0.0
     residual: bool = False
     remat: PositiveInt | Literal["sqrt"] | None = None
@@ -185,6 +197,11 @@ class ModelConfig:
                     f"{keys}: settings of cells rolled over sequences, not used by the tree "
                     f"cell cell={self.cell!r}; leave them at their defaults"
                 )
+        if self.r_min > self.r_max:
+            raise ValueError(
+                f"r_min={self.r_min}, r_max={self.r_max}: expected r_min <= r_max (the ring "
+                f"r_min <= |λ| <= r_max the LRU's eigenvalues start on)"
+            )
         if self.num_layers == 1 and (self.dropout > 0.0 or self.residual):
             raise ValueError(
                 f"dropout={self.dropout} and residual={self.residual} act between stacked layers; "
@@ -225,6 +242,11 @@ class OptimConfig:
       end_value_fraction: the cosine floor as a fraction of the peak, in ``[0, 1]``.
       clip_norm: global-norm clipping bound (Pascanu et al. 2013); None: off.
       clip_value: element-wise clipping bound; None: off.
+      recurrent_lr: the learning rate of the params a linear recurrent cell declares its
+        recurrence's own (``Linear.recurrent``: the LRU's ``nu_log``, ``theta_log``,
+        ``gamma_log``, the RG-LRU's ``Lambda``), which then get no weight decay, as the
+        papers train them (Orvieto et al. 2023; De et al. 2024); the schedule and the
+        clipping are shared. None: trained like every other param.
     """
 
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
@@ -242,6 +264,7 @@ class OptimConfig:
     end_value_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     clip_norm: PositiveFloat | None = 1.0  # Pascanu, Mikolov, Bengio (2013)
     clip_value: PositiveFloat | None = None
+    recurrent_lr: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _check(self):

@@ -8,6 +8,17 @@ The chain is::
     inject_hyperparams(opt)(learning_rate=peak, ...)   # hyperparameters live in the state
     scale_by_schedule(multiplier)       # warm-up / decay shape, 1.0 for "constant"
 
+With ``recurrent_lr`` set, the optimizer step is split by ``optax.multi_transform``::
+
+    "recurrent": inject_hyperparams(opt)(learning_rate=recurrent_lr, weight_decay=0, ...)
+    "default":   inject_hyperparams(opt)(learning_rate=peak, ...)
+
+where ``"recurrent"`` are the params whose NamedTuple field a linear recurrent cell declares
+its recurrence's own (``Linear.recurrent``: the LRU's ``nu_log``, ``theta_log``,
+``gamma_log``; the RG-LRU's ``Lambda``), trained as the papers do with their own learning
+rate and no weight decay (Orvieto et al. 2023, Sec. 3.3; De et al. 2024). The clipping
+before and the schedule after stay global.
+
 The peak learning rate, the clipping bounds and the other numeric hyperparameters
 are arrays in the optimizer state, so changing them — by hand, or per member of a
 sweep (``jaxrnn.sweep``) — never forces a recompile; the schedule contributes only
@@ -15,9 +26,16 @@ its shape. An array bound computes exactly what a Python float bound does (both
 enter the float32 arithmetic as float32).
 """
 
+import functools
+
+import jax
 import optax
 
+from jaxrnn.cells import registry
 from jaxrnn.training.config import OptimConfig
+
+# The multi_transform groups with recurrent_lr set; "default" holds the peak learning rate.
+RECURRENT, DEFAULT = "recurrent", "default"
 
 
 def schedule(config: OptimConfig, total_steps: int) -> optax.Schedule:
@@ -52,34 +70,33 @@ def schedule(config: OptimConfig, total_steps: int) -> optax.Schedule:
     return optax.join_schedules([warmup, decay], [config.warmup_steps])
 
 
-def _base(config: OptimConfig):
+def _base(config: OptimConfig, learning_rate: float, weight_decay: float):
+    """``config``'s optimizer at ``learning_rate`` (and ``weight_decay``, for adamw)."""
     name = config.name
     if name == "sgd":
         return optax.inject_hyperparams(optax.sgd)(
-            learning_rate=config.learning_rate,
+            learning_rate=learning_rate,
             momentum=config.momentum or None,
             nesterov=config.nesterov,
         )
     if name == "adam":
         return optax.inject_hyperparams(optax.adam)(
-            learning_rate=config.learning_rate, b1=config.b1, b2=config.b2, eps=config.eps
+            learning_rate=learning_rate, b1=config.b1, b2=config.b2, eps=config.eps
         )
     if name == "adamw":
         return optax.inject_hyperparams(optax.adamw)(
-            learning_rate=config.learning_rate,
+            learning_rate=learning_rate,
             b1=config.b1,
             b2=config.b2,
             eps=config.eps,
-            weight_decay=config.weight_decay,
+            weight_decay=weight_decay,
         )
     if name == "rmsprop":
         return optax.inject_hyperparams(optax.rmsprop)(
-            learning_rate=config.learning_rate, eps=config.eps, momentum=config.momentum or None
+            learning_rate=learning_rate, eps=config.eps, momentum=config.momentum or None
         )
     if name == "adagrad":
-        return optax.inject_hyperparams(optax.adagrad)(
-            learning_rate=config.learning_rate, eps=config.eps
-        )
+        return optax.inject_hyperparams(optax.adagrad)(learning_rate=learning_rate, eps=config.eps)
     raise ValueError(f"optim.name: unknown optimizer {name!r}")  # the config validates first
 
 
@@ -93,6 +110,30 @@ def _clipping(clip_norm=None, clip_value=None) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
+def recurrent_fields() -> frozenset[str]:
+    """The params fields that the registered sequence cells declare recurrent
+    (``Cell.linear.recurrent``), read from each factory's cell at its default settings;
+    a cell registered by the user counts once its module is imported."""
+    fields = set()
+    for name in registry.names():
+        factory = registry.lookup(name)
+        if factory.kind == "sequence":
+            linear = getattr(factory.factory(1), "linear", None)
+            fields.update(linear.recurrent if linear is not None else ())
+    return frozenset(fields)
+
+
+def recurrent_labels(params, fields: frozenset[str]):
+    """``params`` with each leaf replaced by its group: ``"recurrent"`` where a NamedTuple
+    field on its path is one of ``fields`` (:func:`recurrent_fields`), else ``"default"``."""
+
+    def label(path, _):
+        names = {key.name for key in path if isinstance(key, jax.tree_util.GetAttrKey)}
+        return RECURRENT if names & fields else DEFAULT
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
 def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTransformation:
     """The optax chain described in the module docstring."""
     parts = []
@@ -102,21 +143,35 @@ def make_optimizer(config: OptimConfig, total_steps: int) -> optax.GradientTrans
                 clip_norm=config.clip_norm, clip_value=config.clip_value
             )
         )
-    parts.append(_base(config))
+    base = _base(config, config.learning_rate, config.weight_decay)
+    if config.recurrent_lr is not None:
+        recurrent = _base(config, config.recurrent_lr, 0.0)
+        labels = functools.partial(recurrent_labels, fields=recurrent_fields())
+        base = optax.multi_transform({DEFAULT: base, RECURRENT: recurrent}, labels)
+    parts.append(base)
     if config.schedule != "constant":
         parts.append(optax.scale_by_schedule(schedule(config, total_steps)))
     return optax.chain(*parts)
 
 
 def _injected(opt_state) -> list[dict]:
-    """The ``inject_hyperparams`` dicts of a chain's state, in chain order."""
+    """The ``inject_hyperparams`` dicts of a chain's state, in chain order; in a
+    ``multi_transform``, the ``"default"`` group's before the ``"recurrent"`` one's."""
     kinds = optax.InjectHyperparamsState | optax.InjectStatefulHyperparamsState
-    return [part.hyperparams for part in opt_state if isinstance(part, kinds)]
+    found = []
+    for part in opt_state:
+        if isinstance(part, kinds):
+            found.append(part.hyperparams)
+        elif isinstance(part, optax.MultiTransformState):
+            groups = part.inner_states
+            found += _injected([groups[DEFAULT].inner_state, groups[RECURRENT].inner_state])
+    return found
 
 
 def injected_hyperparams(opt_state) -> dict:
     """The optimizer's ``inject_hyperparams`` dict (``learning_rate``, ...) inside a
-    state built by :func:`make_optimizer`; assigning to it changes the next update."""
+    state built by :func:`make_optimizer` (with ``recurrent_lr``: the ``"default"`` group's);
+    assigning to it changes the next update."""
     for hyperparams in _injected(opt_state):
         if "learning_rate" in hyperparams:
             return hyperparams
