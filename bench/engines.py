@@ -49,7 +49,6 @@ import json
 import logging
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -65,7 +64,7 @@ sys.path.insert(0, str(HERE))  # _workers.py and peers.py: the step and method s
 sys.path.insert(1, str(HERE.parent))  # a fresh clone need not be installed
 
 from _workers import CLIP_NORM, LR, make_batch  # noqa: E402
-from peers import cpu_name, fmt_ms, loss_check, parse_config, parse_list, publish  # noqa: E402
+from peers import fmt_ms, loss_check, machine, parse_config, parse_list, publish  # noqa: E402
 
 SECTIONS = ("fast-path", "dropout", "linear")
 README_MARKERS = ("<!-- bench:engines:start -->", "<!-- bench:engines:end -->")
@@ -733,14 +732,7 @@ def main(argv=None):
         "backend": ran[0]["backend"] if ran else None,
         "versions": ran[0]["versions"] if ran else {},
         "wall_s": time.perf_counter() - t0,
-        "machine": {
-            "processor": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": [round(v, 2) for v in load_before],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "python": platform.python_version(),
-        },
+        "machine": machine(load_before),
     }
     failed = [
         f"{n}: the section's process failed" for n, s in sections.items() if s["status"] != "ok"

@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))  # _workers.py, the step shared with bench/peers.p
 sys.path.insert(1, str(HERE.parent))  # a fresh clone need not be installed
 
 from _workers import build_jaxrnn, compile_step  # noqa: E402
-from peers import cpu_name, fmt_ms, loss_check, publish  # noqa: E402
+from peers import fmt_ms, loss_check, machine, publish  # noqa: E402
 
 VARIANTS = (None, "sqrt")
 README_MARKERS = ("<!-- bench:memory:start -->", "<!-- bench:memory:end -->")
@@ -232,13 +232,7 @@ def main(argv=None):
             "jaxrnn": jaxrnn.__version__,
         },
         "wall_s": time.perf_counter() - t_start,
-        "machine": {
-            "processor": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": [round(v, 2) for v in load_before],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        },
+        "machine": machine(load_before),
     }
     failures = [
         f"T={row['T']} remat={name}: {v['loss_problem']}"

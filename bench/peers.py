@@ -322,6 +322,18 @@ def publish(result, failures, out, table, write, log, markers=README_MARKERS):
     return 0
 
 
+def machine(load_before):
+    """The machine a run measured on: processor, cores, load average before and after, date."""
+    return {
+        "processor": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+    }
+
+
 def cpu_name():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -421,14 +433,7 @@ def main(argv=None):
         versions.update(info.get("versions") or {})
     result["versions"] = versions
     result["wall_s"] = time.perf_counter() - t_start
-    result["machine"] = {
-        "processor": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "python": platform.python_version(),
-    }
+    result["machine"] = machine(load_before)
     failed = [
         f"{n} {row['cell']} ({row['B']}, {row['T']}, {row['I']}, {row['H']}): "
         + (p.get("loss_problem") or p.get("error", ""))

@@ -50,7 +50,7 @@ import numpy as np
 from jax.extend import core as jex_core
 
 from jaxrnn.cells.base import Step, carry_dtype
-from jaxrnn.rollout.steps import where_rows
+from jaxrnn.rollout.steps import keep_masked, where_rows
 
 log = logging.getLogger("jaxrnn")
 _JVP_MESSAGE = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
@@ -134,10 +134,7 @@ def rollout(step: Step, params, carry0, xs, valid, starts, *, reverse, unroll, r
             if s is not None:
                 c = where_rows(s, reset_to, c, batch_shape)
             u, r = step.project(params, c, x), step.recur(params, c)
-            c_new, y = step.update(params, c, u, r)
-            if v is not None:
-                c_new = where_rows(jnp.logical_not(v), c, c_new, batch_shape)
-                y = where_rows(v, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
+            c_new, y = keep_masked(v, c, *step.update(params, c, u, r), batch_shape)
             return c_new, (y, (c, u, r))
 
         return jax.lax.scan(body, carry0, (xs, valid, starts), reverse=reverse, unroll=unroll)
@@ -168,10 +165,8 @@ def rollout(step: Step, params, carry0, xs, valid, starts, *, reverse, unroll, r
 
             def update(p_read, c_float, u, r):
                 c_in = _join(c_float, c_rest)
-                c_new, y = step.update(_join(p_read, p_rest), c_in, u, r)
-                if v is not None:
-                    c_new = where_rows(jnp.logical_not(v), c_in, c_new, batch_shape)
-                    y = where_rows(v, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
+                out = step.update(_join(p_read, p_rest), c_in, u, r)
+                c_new, y = keep_masked(v, c_in, *out, batch_shape)
                 return _split(c_new)[0], y
 
             _, pull = jax.vjp(update, p_read, c_float, u, r)

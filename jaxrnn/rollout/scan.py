@@ -207,7 +207,7 @@ def resolve_mode(cell: Cell, mode: str, bptt: str) -> str:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     if bptt not in BPTT_MODES:
         raise ValueError(f"bptt: expected one of {BPTT_MODES}, got {bptt!r}")
-    linear = getattr(cell, "linear", None) is not None
+    linear = cell.linear is not None
     if mode == "parallel":
         if not linear:
             raise ValueError(

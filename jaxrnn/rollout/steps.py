@@ -42,11 +42,15 @@ def rollout_step(apply, params, reset_to, batch_shape):
         x, v, s = inputs
         if s is not None:  # per-rollout leaves are not reset
             c = where_rows(s, reset_to, c, batch_shape)
-        c_new, y = apply(params, c, x)
-        if v is not None:
-            # Per-rollout leaves (e.g. a zoneout key) advance on every step.
-            c_new = where_rows(jnp.logical_not(v), c, c_new, batch_shape)
-            y = where_rows(v, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
-        return c_new, y
+        return keep_masked(v, c, *apply(params, c, x), batch_shape)
 
     return step
+
+
+def keep_masked(valid, c, c_new, y, batch_shape):
+    """A step's ``(c_new, y)`` where ``valid`` (None: everywhere), else ``(c, 0)``: a masked
+    step changes nothing. Per-rollout leaves (e.g. a zoneout key) advance on every step."""
+    if valid is None:
+        return c_new, y
+    c_new = where_rows(jnp.logical_not(valid), c, c_new, batch_shape)
+    return c_new, where_rows(valid, y, jax.tree.map(jnp.zeros_like, y), batch_shape)
