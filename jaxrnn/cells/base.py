@@ -40,7 +40,11 @@ class Step(NamedTuple):
     * ``project(params, carry, x) -> u``: the input projection (``x W_xh``). It must be
       linear in ``x`` and read from ``carry`` only per-rollout leaves (a dropout key),
       so that the engine can run it over all ``T`` steps at once: its weight and
-      input gradients are then one matmul over all ``T·N`` rows each.
+      input gradients are then one matmul over all ``T·N`` rows each. ``u`` may be a
+      pytree that also holds values of the step that depend on neither ``x`` nor the
+      state, such as zoneout's masks: the engine saves ``u`` in the forward pass, so
+      the backward pass does not draw them again. Its non-float leaves (boolean masks)
+      are not differentiated.
     * ``recur(params, carry) -> r``: the recurrent projection (``h_{t-1} W_hh``), linear
       in the carry; its weight gradient is likewise one matmul over all rows.
     * ``update(params, carry, u, r) -> (carry, y)``: the rest of the step, row by row

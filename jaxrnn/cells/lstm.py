@@ -188,7 +188,7 @@ def lstm(
             ax = ln.apply(params.layer_norm.x, ax)
             ah = ln.apply(params.layer_norm.h, ah)
         a = ax + ah + params.b.astype(acc)
-        a_i, a_f, a_g, a_o = (a[..., k * H : (k + 1) * H] for k in range(4))
+        a_i, a_f, a_g, a_o = jnp.split(a, 4, axis=-1)  # not slices: see the GRU's update
         if params.peephole is not None:
             a_i = a_i + params.peephole.w_ci.astype(acc) * c
             a_f = a_f + params.peephole.w_cf.astype(acc) * c
