@@ -334,3 +334,21 @@ def test_gpu_sh_quick_mode_runs_engines_peers_and_sweeps(tmp_path):
     assert f"| `jaxrnn sweep` engine | 2 | {sweep['parts']['sweep']['wall_s']:.1f} |" in summary
     assert f"**{ratio:.2f}×**" in summary
     assert "## peers-unroll8" in summary and "| GRU | (2, 6, 3, 4) |" in summary
+
+
+def test_startup_benchmark_one_round(tmp_path):
+    """``bench/startup.py --rounds 1`` runs every kind and its table is its JSON's medians.
+    The first metrics line of each smoke run appears before the run ends."""
+    out = tmp_path / "startup.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "startup.py"), "--rounds", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    smokes = [k for k in result["median"] if k.startswith("smoke")]
+    assert len(smokes) == 3
+    for name in smokes:
+        rec = result["median"][name]
+        assert 0 < rec["first_step_s"] < rec["total_s"]
+        assert f"| {name} | {rec['first_step_s']:.2f} | {rec['total_s']:.2f} |" in proc.stdout
+    assert ("PyTorch script" in result["median"]) == bool(importlib.util.find_spec("torch"))
+    assert result["import_profile"] and "Largest self times" in proc.stdout

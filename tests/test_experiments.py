@@ -747,3 +747,35 @@ def test_a_directory_of_another_schema_or_config_is_refused(outside, smoke_run, 
     assert cli.main([*argv, str(smoke_run[0]), "optim.learning_rate=0.1"]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "holds a run of a different config (optim.learning_rate: 0.003 there, 0.1 here)" in out
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-compile-cache"]])
+def test_commands_that_compile_use_the_cache_unless_told_not_to(flag, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "use_compilation_cache", lambda: calls.append(1))
+    for command in (["eval", str(tmp_path / "nowhere")], ["sample", str(tmp_path / "nowhere")]):
+        assert cli.main([*command, *flag]) == 2  # no such run: before any compute
+    assert cli.main(["runs", str(tmp_path)]) == 0  # compiles nothing
+    assert len(calls) == (0 if flag else 2)
+
+
+def test_the_compilation_cache_is_in_the_user_cache_folder(tmp_path):
+    """Without JAX's own variables the CLI's programs land in <user cache>/jaxrnn/xla
+    (platformdirs reads XDG_CACHE_HOME on Linux); with them, theirs win."""
+    script = (
+        "import jax; from jaxrnn import cli; cli.use_compilation_cache(); "
+        "jax.jit(lambda x: x * 2 + 1)(jax.numpy.arange(3.0)).block_until_ready(); "
+        "print(jax.config.jax_compilation_cache_dir)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    folder = tmp_path / "cache" / "jaxrnn" / "xla"
+    assert out.strip() == str(folder) and any(folder.iterdir())
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str(tmp_path / "mine") and any((tmp_path / "mine").iterdir())

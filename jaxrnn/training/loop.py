@@ -267,6 +267,7 @@ def run_group(
     reported = set(np.flatnonzero(book["diverged_at"]).tolist())
     outcome, done = "finished", start
     t_last, step_last = time.perf_counter(), start
+    started = False
     try:
         for s in range(start, train.steps):
             if frozen().all():
@@ -299,6 +300,10 @@ def run_group(
                     )
                 if len(members) == 1:
                     board.advance(done, float(value(host["loss"])[0]))
+                if not started:  # the first records at once: they show the run is training
+                    for log in logs:
+                        log.flush()
+                    started = True
             evals: list[dict] = [{} for _ in members]
             if eval_now and validation is not None:
                 active = active_at(done) & (book["diverged_at"] == 0)
