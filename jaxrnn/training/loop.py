@@ -212,12 +212,10 @@ def run_group(
         cfg,
         sharding,
     )
-    states = [
-        program_lib.initial_state(c, model, group.objective, opt, program_lib.worst(mode))
-        for c, model, opt in zip(configs, group.models, group.optimizers, strict=True)
-    ]
     ids = [m.id for m in members]
-    state = program_lib.stack(states, ids)
+    state = program_lib.initial_states(
+        configs, group.models, group.objective, group.optimizers, program_lib.worst(mode), ids
+    )
     ckpts = [
         Checkpointer(
             m.directory / "checkpoints",
