@@ -485,3 +485,37 @@ def test_segmented_remat_uses_the_fused_path_per_segment(key):
     params, xs, carry = _setup(cell, key, (B,))
     mask = _holey_mask(jax.random.fold_in(key, 4), (B, T))
     _assert_equal_paths(cell, params, xs, carry, key, mask=mask, remat=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "sums"),
+    [
+        ("lstm", True),
+        ("elman", True),
+        ("lstm_peephole", True),
+        ("dropout_lstm", True),
+        ("gru", False),  # r_t enters the candidate through the reset gate
+        ("gru_reset_before", False),
+        ("lstm_layer_norm", False),  # u_t and r_t are normalised apart
+        ("zoneout_lstm", False),  # u_t holds the masks too
+    ],
+)
+def test_the_forward_pass_saves_one_sum_where_update_reads_only_the_sum(name, sums, key):
+    """The engine saves ``u_t + r_t`` instead of both where ``update`` reads only the sum
+    (the equality tests above check that its gradients stay exact)."""
+    cell = {**CELLS, **VARIANTS}[name]()
+    params, xs, carry = _setup(cell, key, (B,))
+    u = cell.step.project(params, carry, xs[:, 0])
+    r = cell.step.recur(params, carry)
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (carry, u, r))
+    assert fused._reads_only_the_sum(cell.step.update, params, *shapes) is sums
+
+
+def test_an_update_that_reads_u_twice_keeps_both(key):
+    def update(p, c, u, r):
+        h = jnp.tanh(u + r) + 0.1 * u  # u read again: u + r alone does not give the value
+        return h, h
+
+    c = jax.ShapeDtypeStruct((B, H), jnp.float32)
+    assert not fused._reads_only_the_sum(update, None, c, c, c)
+    assert fused._reads_only_the_sum(lambda p, c, u, r: (jnp.tanh(u + r),) * 2, None, c, c, c)
