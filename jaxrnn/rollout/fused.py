@@ -224,8 +224,8 @@ def rollout(step: Step, params, carry0, xs, valid, starts, *, reverse, unroll, r
         consts = _only_leaves(carry0, fixed["leaves"])  # the fixed leaves, None in cs
 
         # Only the params update reads get a per-step gradient (biases, peepholes, norms).
-        c, u = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (cs, us))
-        r = u if fixed["sum"] else jax.ShapeDtypeStruct(rs.shape[1:], rs.dtype)
+        c, u, r = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (cs, us, rs))
+        r = u if fixed["sum"] else r
         read = _read_params(step.update, params, _join(c, consts), u, r)
         # δr W_hhᵀ contracts W_hh on its last axis, which XLA:CPU's dot runs 1.2-3x slower
         # than the same product on a weight stored transposed (18 against 6 µs a step for
