@@ -54,7 +54,13 @@ def _comparison(results: dict) -> str:
     return f"test loss {loss:.4g} vs {reference:.4g} for {baseline['name']} ({verdict})"
 
 
-def _error(e: Exception, code: int = 2) -> int:
+# Exit codes (README, "Exit codes"). An interrupted run exits with EX_TEMPFAIL of
+# sysexits.h, "try again later": a requeue script resumes it with the same command,
+# while 128 + 15 would say it was killed without saving.
+EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 75
+
+
+def _error(e: Exception, code: int = EXIT_USAGE) -> int:
     console.print(f"[red]error:[/red] {e}", soft_wrap=True)
     return code
 
@@ -67,6 +73,8 @@ def cmd_train(args) -> int:
     from jaxrnn.training import experiment as experiment_lib
     from jaxrnn.training import rundir, runs
 
+    if args.extend:
+        return _extend(args)
     try:
         experiment = experiment_lib.load(args.experiment)
         cfg = experiment_lib.get_config(experiment, args.overrides, smoke=args.smoke)
@@ -84,16 +92,41 @@ def cmd_train(args) -> int:
             echo=console.print,
         )
     except USER_ERRORS as e:
-        return _error(e, 1)
+        return _error(e, EXIT_FAILED)
+    return _outcome(results, cfg.name)
+
+
+def _extend(args) -> int:
+    from jaxrnn.training import runs
+
+    if args.experiment or args.workdir:
+        return _error(
+            ValueError(
+                f"--extend {args.extend}: the run names its experiment and directory; got "
+                f"experiment={args.experiment!r}, --workdir={args.workdir!r} too"
+            )
+        )
+    try:
+        results = runs.extend(
+            args.extend, args.overrides, progress=not args.no_progress, echo=console.print
+        )
+    except USER_ERRORS as e:
+        return _error(e)
+    return _outcome(results, Path(args.extend).name)
+
+
+def _outcome(results: dict, name: str) -> int:
+    """Report a run's end and return its exit code."""
     if results["status"] == "diverged":
         console.print(
             f"[red]error:[/red] step {results['step']}: non-finite loss or gradient under "
             f"train.nonfinite='stop'; the run stopped there (test at step "
             f"{results['chosen_step']}: loss {results.get('loss', float('nan')):.4g})"
         )
-        return 1
-    if results["status"] == "finished":
-        _print_results(f"{cfg.name}: test split at step {results['chosen_step']}", results)
+        return EXIT_DIVERGED
+    if results["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    _print_results(f"{name}: test split at step {results['chosen_step']}", results)
     return 0
 
 
@@ -110,16 +143,20 @@ def cmd_eval(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    from jaxrnn.training import liveness
+
     root = Path(args.root)
     table = Table(title=f"runs under {root}")
     for column in ("run", "status", "step", "loss", "baseline"):
         table.add_column(column)
-    for status_file in sorted(root.glob("*/status.json")):
+    # Runs, or a sweep's members (given the sweep's directory or its members/).
+    found = sorted(root.glob("*/status.json")) + sorted(root.glob("members/*/status.json"))
+    for status_file in found:
         status = json.loads(status_file.read_text())
         final, baseline = status.get("final", {}), status.get("baseline") or {}
         table.add_row(
-            status_file.parent.name,
-            status["status"],
+            str(status_file.parent.relative_to(root)),
+            liveness.describe(status),
             str(status.get("step", "")),
             f"{final['loss']:.4g}" if "loss" in final else "",
             f"{baseline['loss']:.4g}" if "loss" in baseline else "",
@@ -207,11 +244,14 @@ def cmd_sweep(args) -> int:
             echo=console.print,
         )
     except USER_ERRORS as e:
-        return _error(e, 1)
+        return _error(e, EXIT_FAILED)
     from jaxrnn.training import distributed
 
+    # A diverged member is a result of the sweep (a learning rate too large), not a failure.
     done = all(r["status"] in ("finished", "diverged") for r in results.values())
-    if done and distributed.is_primary():  # one process writes the tables
+    if not done:
+        return EXIT_INTERRUPTED
+    if distributed.is_primary():  # one process writes the tables
         sweep.summarize(sweep_dir)
         console.print(f"summary: {sweep_dir / 'summary.md'}")
     return 0
@@ -254,6 +294,12 @@ def main(argv=None) -> int:
     )
     train.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     train.add_argument("--workdir", help="run directory (default runs/<name>-<hash>)")
+    train.add_argument(
+        "--extend",
+        metavar="RUN_DIR",
+        help="continue this finished run to a larger train.steps (only the step budget, "
+        "evaluation, logging and checkpoint settings may change)",
+    )
     train.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -316,7 +362,12 @@ def main(argv=None) -> int:
         distributed.initialize()
     if not getattr(args, "no_compile_cache", True):
         use_compilation_cache()
-    return args.func(args)
+    if not takes_overrides:
+        return args.func(args)
+    from jaxrnn.training.loop import Stop
+
+    with Stop():  # until the command returns: a late signal never fails a finished run
+        return args.func(args)
 
 
 if __name__ == "__main__":

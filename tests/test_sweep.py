@@ -19,7 +19,7 @@ import pytest
 
 from jaxrnn import cli, sweep, training
 from jaxrnn.sweep import engine
-from jaxrnn.training import distributed, loop, rundir
+from jaxrnn.training import distributed, liveness, loop, rundir
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.config import ConfigError
 from jaxrnn.training.optim import schedule
@@ -408,10 +408,12 @@ def _params_digests(sweep_dir: Path) -> list[str]:
 
 
 def _snapshot(root: Path) -> dict:
+    """Every file's time and bytes, but the locks, which name the last process that
+    held a directory (a resumed sweep holds them all, also those of finished groups)."""
     return {
         str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != liveness.LOCK
     }
 
 

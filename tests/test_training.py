@@ -156,7 +156,7 @@ DIVERGE = ["optim.name=sgd", "optim.learning_rate=1e30", "optim.clip_norm=none"]
 def test_nonfinite_stop_marks_the_run_diverged_and_keeps_the_last_good_checkpoint(tmp_path):
     argv = ["train", "adding_lstm", "--smoke", "--no-progress", "--workdir", str(tmp_path)]
     overrides = [*DIVERGE, "train.nonfinite=stop", "train.checkpoint_every=1"]
-    assert cli.main([*argv, *overrides]) == 1
+    assert cli.main([*argv, *overrides]) == cli.EXIT_DIVERGED
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["status"] == "diverged"
     run = training.load_run(

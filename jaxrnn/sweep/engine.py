@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 from jaxrnn.sweep.spec import Member, Spec
 from jaxrnn.training import config as config_lib
-from jaxrnn.training import distributed, rundir
+from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training.cite import current_versions
 from jaxrnn.training.experiment import Experiment, citation
 from jaxrnn.training.loop import Member as RunMember
@@ -222,10 +222,16 @@ def run(
         raise ValueError(f"members: ids must be unique, got {ids}")
     sweep_dir = Path(sweep_dir)
     groups = plan(members, max_group_size)
-    _write_sweep_json(sweep_dir, groups, spec, experiment)
     results: dict[str, dict] = {}
     rows = [(m.id, _setting(m)) for m in members]
-    with Stop() as stop, Board(rows, members[0].config.name, progress) as board:
+    # The sweep's directory is held too, so that a second process refuses before it
+    # writes sweep.json, not at its first member.
+    with (
+        liveness.hold([sweep_dir]),
+        Stop() as stop,
+        Board(rows, members[0].config.name, progress) as board,
+    ):
+        _write_sweep_json(sweep_dir, groups, spec, experiment)
         for group in groups:
             if stop.signum is not None:
                 results.update({m.id: {"status": "interrupted", "step": 0} for m in group.members})

@@ -21,7 +21,7 @@ from jaxrnn.training.config import (
 from jaxrnn.training.experiment import Experiment, ExperimentError
 from jaxrnn.training.experiment import load as load_experiment
 from jaxrnn.training.overrides import apply_overrides, from_dict
-from jaxrnn.training.runs import Run, evaluate, load_run, train
+from jaxrnn.training.runs import Run, evaluate, extend, load_run, train
 
 __all__ = [
     "Config",
@@ -35,6 +35,7 @@ __all__ = [
     "apply_overrides",
     "config_hash",
     "evaluate",
+    "extend",
     "from_dict",
     "load_experiment",
     "load_run",

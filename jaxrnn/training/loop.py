@@ -44,7 +44,7 @@ import numpy as np
 from jaxrnn.tasks.baselines import Baseline
 from jaxrnn.tasks.data import Dataset, Stream, eval_batches, shapes
 from jaxrnn.tasks.objectives import Objective, value
-from jaxrnn.training import distributed, rundir
+from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer, TemplateMismatch
@@ -85,12 +85,22 @@ class Group(NamedTuple):
 
 
 class Stop:
-    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary."""
+    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary.
+
+    A ``Stop()`` block inside another is the outer one (its flag, its handlers): the CLI
+    holds one for its whole command, so that a signal that arrives after training (while
+    the plot and the report are written) cannot turn a finished run into a killed one.
+    """
+
+    _outer = None
 
     def __init__(self):
         self.signum = None
 
     def __enter__(self):
+        if Stop._outer is not None:
+            return Stop._outer
+        Stop._outer = self
         self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
         return self
 
@@ -98,8 +108,10 @@ class Stop:
         self.signum = signum
 
     def __exit__(self, *exc):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
+        if Stop._outer is self:
+            Stop._outer = None
+            for s, handler in self._old.items():
+                signal.signal(s, handler)
 
 
 def build(experiment: experiment_lib.Experiment, configs: Sequence[Config]) -> Group:
@@ -179,8 +191,16 @@ def run_group(
     Raises:
       ValueError: before any compute, for a directory that holds another run, a batch
         size that does not split over the devices, or a piece of the experiment of the
-        wrong form.
+        wrong form; :class:`~jaxrnn.training.liveness.BusyError` (a ValueError) for a
+        directory that another live process trains.
     """
+    directories = [m.directory for m in members]
+    with liveness.hold(directories), liveness.Heartbeat() as beat:
+        return _run_group(experiment, members, stop, board, echo, beat)
+
+
+def _run_group(experiment, members, stop, board, echo, beat) -> dict[str, dict]:
+    """:func:`run_group` with the directories held and ``beat`` keeping their status."""
     for m in members:  # before anything, also before reporting a finished run again
         rundir.check(m.directory, m.config, experiment)
     statuses = [rundir.read_status(m.directory) for m in members]
@@ -250,7 +270,8 @@ def run_group(
         primary = distributed.is_primary()
         logs.append(log_path.open("a") if primary else open(os.devnull, "w"))  # noqa: SIM115
         status = "diverged" if book["diverged_at"][i] else "running"
-        rundir.write_status(m.directory, status, step=int(book["diverged_at"][i]) or start)
+        resumed = {"last_checkpoint": start} if start else {}
+        beat.write(m.directory, status, step=int(book["diverged_at"][i]) or start, **resumed)
         board.update(m.id, start, status=status)
     board.start_group(start, train.steps)
 
@@ -272,6 +293,7 @@ def run_group(
                 break
             state, metrics = program.step(state, data_keys, s)
             done = s + 1
+            beat.done(done)
             eval_now = done % train.eval_every == 0 or done == train.steps
             checkpoint_now = done % train.checkpoint_every == 0 or done == train.steps
             stopping = stop.signum is not None and done < train.steps
@@ -290,7 +312,7 @@ def run_group(
                 for i in set(np.flatnonzero(book["diverged_at"]).tolist()) - reported:
                     reported.add(i)
                     at = int(book["diverged_at"][i])
-                    rundir.write_status(members[i].directory, "diverged", step=at)
+                    beat.write(members[i].directory, "diverged", step=at)
                     board.update(members[i].id, status="diverged")
                     echo(
                         f"{members[i].id}: step {at}: non-finite loss or gradient; the member is "
@@ -324,6 +346,7 @@ def run_group(
                     log.flush()
                     metric = evals[i] if train.best_metric in evals[i] else None
                     ckpts[i].save(done, program_lib.member(state, i), metrics=metric, final=last)
+                    beat.write(members[i].directory, last_checkpoint=done)
             board.advance(done)
             if last:
                 break
@@ -331,7 +354,7 @@ def run_group(
                 outcome = "interrupted"
                 for i, m in enumerate(members):
                     if not frozen()[i]:
-                        rundir.write_status(m.directory, "interrupted", step=done)
+                        beat.write(m.directory, "interrupted", step=done)
                         board.update(m.id, status="interrupted")
                 echo(
                     f"{signal.Signals(stop.signum).name} received: saved a checkpoint at step "
@@ -345,7 +368,7 @@ def run_group(
         for c in ckpts:
             c.close()
         return {m.id: result(rundir.read_status(m.directory)) for m in members}
-    results = _finish(experiment, members, group, program, state, done, board)
+    results = _finish(experiment, members, group, program, state, done, board, beat)
     for c in ckpts:
         c.close()
     return results
@@ -401,7 +424,7 @@ def chosen(state, keep_best: int) -> tuple[Any, list[int]]:
     return jax.tree.map(pick, state.best_params, state.train.params), steps
 
 
-def _finish(experiment, members, group, program, state, done, board) -> dict[str, dict]:
+def _finish(experiment, members, group, program, state, done, board, beat) -> dict[str, dict]:
     """Score the test split once, with every member's chosen params; write the results."""
     cfg = members[0].config
     train = cfg.train
@@ -429,7 +452,7 @@ def _finish(experiment, members, group, program, state, done, board) -> dict[str
         if distributed.is_primary():
             with (m.directory / rundir.LOG).open("a") as log:
                 log.write(json.dumps({"kind": "test", "step": steps[i], **finals[i]}) + "\n")
-        rundir.write_status(m.directory, status, step=step, **extra)
+        beat.write(m.directory, status, step=step, **extra)
         if distributed.is_primary():
             rundir.plot_losses(m.directory, described)
         board.update(m.id, step, finals[i].get("loss"), status)

@@ -10,7 +10,9 @@ A run directory holds::
     metrics.jsonl      one JSON object per logged step, evaluation and test
     checkpoints/       orbax checkpoints (latest k, best k by validation, final); each holds
                        the params of the best validation step so far too
-    status.json        running / interrupted / diverged / finished, and the final results
+    status.json        running / interrupted / diverged / finished, step, last checkpoint,
+                       host, pid and heartbeat (jaxrnn.training.liveness), final results
+    .lock              held by the process that trains the run (jaxrnn.training.liveness)
     loss.png           the training and validation loss, and the baseline
 
 A sweep member's folder (``SWEEP/members/<id>/``) is a run directory too, so
@@ -74,12 +76,13 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
+def differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
+    """``key: old there, new here`` for each key whose value differs (nested keys dotted)."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += differences(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
     return out
@@ -116,13 +119,31 @@ def check(directory: Path, config: Config, experiment: Experiment) -> None:
             f"{experiment.sha256[:12]}: the experiment changed since the run started. Choose "
             f"another workdir (the default run directory follows the file's hash)."
         )
-    differences = _differences(read_json(config_file), to_dict(config))
-    if differences:
+    changed = differences(read_json(config_file), to_dict(config))
+    if changed:
         raise RunDirError(
             f"workdir: {directory} holds a run of a different config ("
-            + "; ".join(differences)
-            + "); choose another workdir to start a new run"
+            + "; ".join(changed)
+            + "); choose another workdir to start a new run, or continue a finished one "
+            f"to more steps with `jaxrnn train --extend {directory} train.steps=N`"
         )
+
+
+def record_extension(directory: Path, old: Config, new: Config, step: int) -> None:
+    """Make ``directory``'s run the run of ``new`` (``jaxrnn train --extend``): its
+    ``config.json``, and the lineage in ``run.json`` that each ``manifest.json`` repeats."""
+    if not distributed.is_primary():
+        return
+    run = read_json(directory / "run.json")
+    run.setdefault("extended", []).append(
+        {
+            "at_step": step,
+            "steps": [old.train.steps, new.train.steps],
+            "config_hash": [config_hash(old), config_hash(new)],
+        }
+    )
+    write_json(directory / "run.json", run)
+    write_json(directory / "config.json", to_dict(new))
 
 
 def manifest(config: Config, experiment: Experiment) -> dict:
@@ -159,6 +180,9 @@ def prepare(directory: Path, config: Config, experiment: Experiment, dataset_bib
         )
         write_json(directory / "config.json", to_dict(config))
     versions = manifest(config, experiment)
+    extended = read_json(directory / "run.json").get("extended")
+    if extended:  # the lineage of jaxrnn train --extend, on every start's manifest
+        versions["extended"] = extended
     write_json(directory / "manifest.json", versions)
     cite.write_bibtex(directory / "CITATION.bib", versions, dataset_bibtex)
 

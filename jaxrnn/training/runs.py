@@ -25,10 +25,10 @@ from jaxrnn.training import distributed, rundir
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer
-from jaxrnn.training.config import Config
+from jaxrnn.training.config import Config, to_dict
 from jaxrnn.training.loop import Group, Member, Stop, build, chosen, run_group
 from jaxrnn.training.optim import schedule
-from jaxrnn.training.overrides import from_dict
+from jaxrnn.training.overrides import apply_overrides, from_dict
 from jaxrnn.training.progress import Board
 
 
@@ -62,6 +62,84 @@ def train(
         experiment = experiment_lib.load(experiment)
     config = experiment_lib.get_config(experiment, overrides, smoke=smoke)
     directory = Path(workdir) if workdir is not None else rundir.default_dir(config, experiment)
+    member = Member("run", config, directory)
+    with Stop() as stop, Board([("run", "")], config.name, progress) as board:
+        outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo)["run"]
+    return {**outcome, "workdir": str(directory)}
+
+
+# What ``extend`` may change: the step budget, and how often and how much a run
+# evaluates, logs and checkpoints. Anything else would make the continued run a
+# different experiment from its first part.
+EXTENDABLE = (
+    "train.steps",
+    "train.eval_every",
+    "train.eval_batches",
+    "train.eval_batch_size",
+    "train.log_every",
+    "train.checkpoint_every",
+)
+
+
+def extend(
+    directory: str | Path,
+    overrides: Sequence[str],
+    *,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Continue a finished run from its final checkpoint to a larger ``train.steps``, as
+    ``jaxrnn train --extend RUN_DIR train.steps=N``.
+
+    The run keeps its directory, metrics history and checkpoints; ``run.json`` and
+    each start's ``manifest.json`` record the lineage (``extended``: the step budgets and
+    config hashes). An extended run equals a run started with the larger budget where
+    the learning-rate schedule does not depend on ``train.steps`` (``constant``); a
+    schedule that does (warm-up fractions, cosine or linear decay to the end) was
+    followed for the first budget, and the continuation follows the new one from the
+    step it has reached.
+
+    Args:
+      directory: the run directory (the default one is named by the config hash,
+        which changes with ``train.steps``, so it is named explicitly).
+      overrides: ``key=value`` strings; only the keys in ``EXTENDABLE`` may change.
+
+    Raises:
+      FileNotFoundError, ExperimentError, ConfigError: as :func:`train`.
+      RunDirError: the run is not finished (resume it with its own command), or a key
+        outside ``EXTENDABLE`` changes (all such keys are listed).
+    """
+    directory = Path(directory)
+    experiment = load_experiment(directory)
+    like = experiment_lib.base_config(experiment)
+    stored = from_dict(rundir.read_json(directory / "config.json"), like)
+    config = experiment_lib.finalize(experiment, apply_overrides(stored, overrides))
+    differences = rundir.differences(to_dict(stored), to_dict(config))
+    refused = [d for d in differences if not d.startswith(EXTENDABLE)]
+    if refused:
+        raise rundir.RunDirError(
+            f"--extend {directory}: only {', '.join(EXTENDABLE)} may change, and these differ: "
+            + "; ".join(refused)
+        )
+    status = rundir.read_status(directory) or {}
+    if differences:  # else an extension that was cut short, which this resumes
+        if status.get("status") != "finished" or "stopped_early_at" in status:
+            state = "stopped early" if "stopped_early_at" in status else status.get("status")
+            raise rundir.RunDirError(
+                f"--extend {directory}: the run is {state or 'not started'}, not finished; "
+                f"resume an unfinished run with the command that started it"
+            )
+        if config.train.steps <= status["step"]:
+            raise rundir.RunDirError(
+                f"train.steps: expected more than the {status['step']} steps the run has "
+                f"trained, got {config.train.steps}"
+            )
+        rundir.record_extension(directory, stored, config, status["step"])
+    if status.get("status") == "finished" and status["step"] < config.train.steps:
+        # Not finished any more: the loop resumes it from its final checkpoint.
+        rundir.write_status(
+            directory, "interrupted", step=status["step"], last_checkpoint=status["step"]
+        )
     member = Member("run", config, directory)
     with Stop() as stop, Board([("run", "")], config.name, progress) as board:
         outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo)["run"]
