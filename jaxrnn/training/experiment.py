@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from jaxrnn.cells.base import describe
 from jaxrnn.tasks.baselines import Baseline
 from jaxrnn.tasks.data import Dataset, Stream, shapes
 from jaxrnn.tasks.objectives import Objective, check_directions, directions
@@ -366,10 +367,6 @@ def generator(experiment: Experiment) -> Callable | None:
     return getattr(experiment.module, "generate", None)
 
 
-def _shape(tree) -> str:
-    return str(jax.tree.map(lambda x: f"{x.dtype}{list(x.shape)}", tree))
-
-
 def check(
     experiment: Experiment, config: Config, data, model, objective: Objective
 ) -> dict[str, str]:
@@ -417,7 +414,7 @@ def check(
             raise experiment.fail(
                 "get_objective()",
                 f"Objective.loss must return (loss, metrics) with a scalar loss; at {where} "
-                f"the loss is {_shape(loss)}",
+                f"the loss is {describe(loss)}",
             )
         if not isinstance(metrics, dict):
             raise experiment.fail(
@@ -426,7 +423,7 @@ def check(
                 f"{type(metrics).__name__}",
             )
         bad = {
-            k: _shape(v)
+            k: describe(v)
             for k, v in metrics.items()
             if any(x.shape != () for x in jax.tree.leaves(v))
         }
