@@ -217,6 +217,17 @@ def test_eval_of_a_sweep_member_gives_its_own_test_loss(ground):
     assert "test split at step 2" in proc.stdout and f"{final:.4g}" in proc.stdout
 
 
+def test_a_misspelt_best_metric_in_any_group_stops_a_sweep_before_it_writes(ground):
+    grid = ["--grid", "train.best_metric=loss,acuracy", "--sweep-dir", "bad_sweep"]
+    proc = _run(["sweep", *TINY, "train.steps=2", *grid], ground)
+    out = _out(proc)
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert "train.best_metric='acuracy'" in out and "one of loss" in out
+    # Not the first group trained, not even sweep.json written: the same command with
+    # the name corrected starts afresh in the same directory.
+    assert not (ground / "bad_sweep").exists()
+
+
 def test_a_full_disk_stops_the_run_keeping_its_last_checkpoint(tmp_path):
     """The disk fills at a checkpoint save, then (resumed) at a metrics record, then
     (resumed again) at the result's status.json: each time the run stops with one line

@@ -21,7 +21,8 @@ give; ``smoke=True`` shrinks it to a run of seconds for tests (big_vision style)
 
 ``get_data`` is called once per group of sweep members (they share every data
 setting), ``get_model`` once per member (each is initialised from its own config)
-and ``get_objective`` once per group.
+and ``get_objective`` once per group; a sweep calls each once more per group
+before it trains any, to check every group first.
 
 Built-in experiments are files of this form in the repository's ``configs/``,
 installed as the package data ``jaxrnn.configs``; a bare name (``adding_lstm``)
@@ -442,8 +443,10 @@ def check(
         )
     evaluated = found["evaluation"] | {"loss"} | (set(declared) if objective.evaluate else set())
     if config.train.best_metric not in evaluated:
+        close = difflib.get_close_matches(config.train.best_metric, sorted(evaluated), n=1)
         raise ConfigError(
             f"train.best_metric={config.train.best_metric!r}: expected a metric the evaluation "
             f"reports, one of {', '.join(sorted(evaluated))}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
         )
     return declared
