@@ -8,6 +8,10 @@
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
     jaxrnn cite [--cff CITATION.cff]
 
+Every error is one line and a non-zero exit code: 2 for what is wrong before any
+compute (a path, an experiment file, a key or value), 1 for a run that fails or is
+refused. ``--debug`` (before or after the command) shows the traceback instead.
+
 ``EXPERIMENT`` is the path to an experiment file (anywhere on disk) or the name of
 a built-in one (default: ``adding_lstm``); see :mod:`jaxrnn.training.experiment`.
 Overrides are validated against the experiment's typed config before anything is
@@ -23,6 +27,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -60,13 +65,44 @@ def _comparison(results: dict) -> str:
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 75
 
 
-def _error(e: Exception, code: int = EXIT_USAGE) -> int:
-    console.print(f"[red]error:[/red] {e}", soft_wrap=True)
+def _error(args, e: Exception, code: int = EXIT_USAGE, text: str | None = None) -> int:
+    """Print ``e`` (or ``text`` about it) as one error line and return the exit ``code``;
+    under ``--debug``, raise ``e`` instead, with its traceback."""
+    if args.debug:
+        raise e
+    # escape: messages hold brackets ("[*batch, T, I]") that rich would read as markup.
+    console.print("[red]error:[/red]", escape(str(e) if text is None else text), soft_wrap=True)
     return code
 
 
 # What a user can get wrong before any compute: a path, a name, a key, a value, a file.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError)
+USER_ERRORS = (OSError, ValueError)
+
+
+def _resume_hint(directory: Path, what: str = "run") -> str:
+    """After an I/O error (a full disk, a folder not writable) stopped a run or a sweep
+    in ``directory``: what it keeps, and how to go on."""
+    from jaxrnn.training.checkpoint import Checkpointer
+
+    kept = None
+    if what == "sweep":
+        if any(p.name.isdigit() for p in directory.glob("members/*/checkpoints/*")):
+            kept = "each member's last complete checkpoint is"
+    elif (directory / "checkpoints").is_dir():
+        ckpt = Checkpointer(directory / "checkpoints")
+        step = ckpt.latest_step()
+        ckpt.close()
+        if step is not None:
+            kept = f"its last complete checkpoint, step {step}, is"
+    if kept is None:
+        return (
+            f". The {what} stopped before saving anything: make room, or choose a directory "
+            f"you can write to, and run the command again."
+        )
+    return (
+        f". The {what} stopped; {kept} intact: make room (or fix the access), then run the "
+        f"same command to resume from there."
+    )
 
 
 def cmd_train(args) -> int:
@@ -79,7 +115,7 @@ def cmd_train(args) -> int:
         experiment = experiment_lib.load(args.experiment)
         cfg = experiment_lib.get_config(experiment, args.overrides, smoke=args.smoke)
     except USER_ERRORS as e:
-        return _error(e)
+        return _error(args, e)
     workdir = Path(args.workdir) if args.workdir else rundir.default_dir(cfg, experiment)
     console.print(f"run directory: {workdir}")
     try:
@@ -91,8 +127,10 @@ def cmd_train(args) -> int:
             progress=not args.no_progress,
             echo=console.print,
         )
-    except USER_ERRORS as e:
-        return _error(e, EXIT_FAILED)
+    except OSError as e:  # the disk filled, the folder is not writable, ...
+        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(workdir)}")
+    except ValueError as e:
+        return _error(args, e, EXIT_FAILED)
     return _outcome(results, cfg.name)
 
 
@@ -101,17 +139,20 @@ def _extend(args) -> int:
 
     if args.experiment or args.workdir:
         return _error(
+            args,
             ValueError(
                 f"--extend {args.extend}: the run names its experiment and directory; got "
                 f"experiment={args.experiment!r}, --workdir={args.workdir!r} too"
-            )
+            ),
         )
     try:
         results = runs.extend(
             args.extend, args.overrides, progress=not args.no_progress, echo=console.print
         )
-    except USER_ERRORS as e:
-        return _error(e)
+    except OSError as e:
+        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(Path(args.extend))}")
+    except ValueError as e:
+        return _error(args, e)
     return _outcome(results, Path(args.extend).name)
 
 
@@ -137,21 +178,45 @@ def cmd_eval(args) -> int:
         run = runs.load_run(args.run_dir, args.step)
         metrics = runs.evaluate(run, args.split)
     except USER_ERRORS as e:
-        return _error(e)
+        return _error(args, e)
     _print_results(f"{run.config.name}: {args.split} split at step {run.step}", metrics)
     return 0
+
+
+def _no_runs(root: Path) -> str:
+    """Why ``jaxrnn runs ROOT`` finds nothing to list, and what to give instead."""
+    if not root.exists():
+        return (
+            f"root: no folder {str(root)!r}; run directories are made by `jaxrnn train` "
+            f"(under runs/ by default)"
+        )
+    if not root.is_dir():
+        return f"root: {str(root)!r} is a file; give the folder that holds run directories"
+    if (root / "status.json").exists():
+        return (
+            f"root: {str(root)!r} is a run directory itself; list the folder that holds it: "
+            f"jaxrnn runs {root.parent}"
+        )
+    if (root / "sweep.json").exists():
+        return f"root: {str(root)!r} is a sweep whose members have not started"
+    return (
+        f"root: {str(root)!r} holds no run directories (folders with a status.json, made by "
+        f"`jaxrnn train` and `jaxrnn sweep`)"
+    )
 
 
 def cmd_runs(args) -> int:
     from jaxrnn.training import liveness
 
     root = Path(args.root)
+    # Runs, or a sweep's members (given the sweep's directory or its members/).
+    status_files = sorted(root.glob("*/status.json")) + sorted(root.glob("members/*/status.json"))
+    if not status_files:
+        return _error(args, FileNotFoundError(_no_runs(root)))
     table = Table(title=f"runs under {root}")
     for column in ("run", "status", "step", "loss", "baseline"):
         table.add_column(column)
-    # Runs, or a sweep's members (given the sweep's directory or its members/).
-    found = sorted(root.glob("*/status.json")) + sorted(root.glob("members/*/status.json"))
-    for status_file in found:
+    for status_file in status_files:
         status = json.loads(status_file.read_text())
         final, baseline = status.get("final", {}), status.get("baseline") or {}
         table.add_row(
@@ -174,15 +239,16 @@ def cmd_sample(args) -> int:
     try:
         run = runs.load_run(args.run_dir)
     except USER_ERRORS as e:
-        return _error(e)
+        return _error(args, e)
     generate = experiment_lib.generator(run.experiment)
     if generate is None:
         return _error(
+            args,
             ValueError(
                 f"run_dir: the experiment {run.experiment.name!r} ({run.experiment.path}) "
                 f"defines no generate(config, model, data, params, prompt, length, key, *, "
                 f"temperature, top_k): its model does not generate text"
-            )
+            ),
         )
     try:
         out = generate(
@@ -190,7 +256,7 @@ def cmd_sample(args) -> int:
             args.length, jax.random.key(args.seed), temperature=args.temperature, top_k=args.top_k,
         )  # fmt: skip
     except ValueError as e:
-        return _error(e)
+        return _error(args, e)
     # Plain print: the text holds brackets ("[Enter Chorus.]") that rich reads as markup.
     print(out)
     return 0
@@ -201,9 +267,8 @@ def cmd_cite(args) -> int:
 
     try:
         cff = cite.load_cff(args.cff)
-    except (FileNotFoundError, ValueError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        return 2
+    except USER_ERRORS as e:
+        return _error(args, e)
     # Plain print: BibTeX must reach a redirected file unwrapped and unstyled.
     print(cite.bibtex(cff), end="")
     return 0
@@ -224,7 +289,7 @@ def cmd_sweep(args) -> int:
             smoke=args.smoke,
         )
     except USER_ERRORS as e:
-        return _error(e)
+        return _error(args, e)
     from jaxrnn.training import rundir
 
     # The same command resumes: the default directory is named by the members' runs.
@@ -243,8 +308,10 @@ def cmd_sweep(args) -> int:
             spec=spec,
             echo=console.print,
         )
-    except USER_ERRORS as e:
-        return _error(e, EXIT_FAILED)
+    except OSError as e:
+        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(sweep_dir, 'sweep')}")
+    except ValueError as e:
+        return _error(args, e, EXIT_FAILED)
     from jaxrnn.training import distributed
 
     # A diverged member is a result of the sweep (a learning rate too large), not a failure.
@@ -279,8 +346,13 @@ def use_compilation_cache() -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrnn", description=__doc__.splitlines()[0])
+    debug_help = "on an error, show its traceback instead of one line"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    # --debug after the command too; SUPPRESS: absent there, it keeps the value given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    compiles = argparse.ArgumentParser(add_help=False)  # the commands that compile
+    compiles = argparse.ArgumentParser(add_help=False, parents=[common])  # commands that compile
     compiles.add_argument(
         "--no-compile-cache",
         action="store_true",
@@ -310,7 +382,9 @@ def main(argv=None) -> int:
     ev.add_argument("--split", choices=("test", "validation"), default="test")
     ev.add_argument("--step", type=int, help="a checkpoint step (default: the chosen one)")
     ev.set_defaults(func=cmd_eval)
-    runs = sub.add_parser("runs", help="list run directories with status and final metrics")
+    runs = sub.add_parser(
+        "runs", parents=[common], help="list run directories with status and final metrics"
+    )
     runs.add_argument("root", nargs="?", default="runs")
     runs.set_defaults(func=cmd_runs)
     smp = sub.add_parser(
@@ -323,7 +397,9 @@ def main(argv=None) -> int:
     smp.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest")
     smp.add_argument("--seed", type=int, default=0, help="the sampling key's seed")
     smp.set_defaults(func=cmd_sample)
-    cite = sub.add_parser("cite", help="print the BibTeX for jaxrnn and the versions in use")
+    cite = sub.add_parser(
+        "cite", parents=[common], help="print the BibTeX for jaxrnn and the versions in use"
+    )
     cite.add_argument("--cff", help="a CITATION.cff to read (default: jaxrnn's own)")
     cite.set_defaults(func=cmd_cite)
     sw = sub.add_parser(
@@ -355,19 +431,24 @@ def main(argv=None) -> int:
         if args.experiment and "=" in args.experiment:
             # `jaxrnn train key=value`: no experiment given, only overrides.
             args.overrides, args.experiment = [args.experiment, *args.overrides], None
-        from jaxrnn.training import distributed
+    try:
+        if takes_overrides:
+            from jaxrnn.training import distributed
 
-        # Before any other JAX call: a multi-process run is described by the
-        # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables.
-        distributed.initialize()
-    if not getattr(args, "no_compile_cache", True):
-        use_compilation_cache()
-    if not takes_overrides:
-        return args.func(args)
-    from jaxrnn.training.loop import Stop
+            # Before any other JAX call: a multi-process run is described by the
+            # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables.
+            distributed.initialize()
+        if not getattr(args, "no_compile_cache", True):
+            use_compilation_cache()
+        if not takes_overrides:
+            return args.func(args)
+        from jaxrnn.training.loop import Stop
 
-    with Stop():  # until the command returns: a late signal never fails a finished run
-        return args.func(args)
+        with Stop():  # until the command returns: a late signal never fails a finished run
+            return args.func(args)
+    except Exception as e:  # what no command foresaw (a bug, a failing device): still one line
+        text = f"{type(e).__name__}: {e} (run again with --debug for the traceback)"
+        return _error(args, e, EXIT_FAILED, text)
 
 
 if __name__ == "__main__":

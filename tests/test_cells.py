@@ -420,3 +420,44 @@ def test_bad_hyperparameters_are_named():
         jaxrnn.lstm(H, projection_size=0)
     with pytest.raises(ValueError, match=r"reset_after: layer_norm=True needs reset_after=True"):
         jaxrnn.gru(H, reset_after=False, layer_norm=True)
+
+
+def _every_function_that_takes_a_cell():
+    """``(call with the cell, the argument's name)`` for each public function that takes
+    a :class:`jaxrnn.Cell`; each is called below with a ``jaxrnn.Layer`` instead."""
+    xs, cell = jnp.ones((2, T, I), jnp.float32), jaxrnn.gru(H)
+    params = cell.init(jax.random.key(0), I)
+    return {
+        "scan": (lambda c: jaxrnn.scan(c, params, xs), "cell"),
+        "rnn": (lambda c: jaxrnn.rnn(c), "cell"),
+        "bidirectional forward": (lambda c: jaxrnn.bidirectional(c), "forward"),
+        "bidirectional backward": (lambda c: jaxrnn.bidirectional(cell, c), "backward"),
+        "stack": (lambda c: jaxrnn.stack(cell, c), "cells[1]"),
+        "variational_dropout": (lambda c: jaxrnn.variational_dropout(c, input_rate=0.1), "cell"),
+        "zoneout": (lambda c: jaxrnn.zoneout(c, 0.1), "cell"),
+        "learned_initial_carry": (lambda c: jaxrnn.learned_initial_carry(c), "cell"),
+        "truncated_bptt": (
+            lambda c: jaxrnn.truncated_bptt(c, None, params, xs, xs, k1=2),
+            "cell",
+        ),
+        "hidden_grad_norms": (lambda c: jaxrnn.hidden_grad_norms(c, params, xs, jnp.sum), "cell"),
+        "recurrent_jacobians": (lambda c: jaxrnn.recurrent_jacobians(c, params, xs[0]), "cell"),
+        "jacobian_norms": (lambda c: jaxrnn.jacobian_norms(c, params, xs[0]), "cell"),
+        "many_to_one": (lambda c: jaxrnn.models.many_to_one(c, 1), "cell"),
+        "many_to_many": (lambda c: jaxrnn.models.many_to_many(c, 1), "cell"),
+        "one_to_many": (lambda c: jaxrnn.models.one_to_many(c, 2, 3), "cell"),
+        "seq2seq decoder": (
+            lambda c: jaxrnn.models.seq2seq_model(cell, c, 5, 5, embedding_size=4),
+            "decoder",
+        ),
+    }
+
+
+@pytest.mark.parametrize("function", sorted(_every_function_that_takes_a_cell()))
+def test_a_layer_where_a_cell_is_expected_is_named(function):
+    """A ``jaxrnn.Layer`` has ``init`` and ``apply`` too, so without a check it fails deep
+    inside (``'Layer' object has no attribute 'initial_carry'``)."""
+    call, name = _every_function_that_takes_a_cell()[function]
+    with pytest.raises(TypeError) as e:
+        call(jaxrnn.rnn(jaxrnn.gru(H)))
+    assert str(e.value).startswith(f"{name}: expected a jaxrnn.Cell, got Layer; a layer runs")

@@ -556,9 +556,26 @@ def test_every_problem_is_reported_in_one_error():
     assert len(message.splitlines()) == 5
 
 
-def test_overrides_must_be_a_sequence_of_strings():
-    with pytest.raises(ConfigError, match="sequence of 'key=value' strings"):
-        apply_overrides(default(), "seed=1")
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [
+        ("seed=1", ["overrides: expected a sequence of 'key=value' strings, got 'seed=1'"]),
+        (None, ["overrides: expected a sequence of 'key=value' strings, got None"]),
+        (3, ["overrides: expected a sequence of 'key=value' strings, got 3"]),
+        ({"seed": 1}, ["got {'seed': 1}; write ['seed=1']"]),
+        ([3], ["overrides[0]: expected a 'key=value' string, got int 3"]),
+        (["seed=1", ("seed", 2)], ["overrides[1]: expected a 'key=value' string, got tuple"]),
+        ([b"seed=1", "optim.lr=1"], ["overrides[0]", "got bytes b'seed=1'", "'optim.lr'"]),
+    ],
+)
+def test_overrides_must_be_a_sequence_of_strings(overrides, fragments):
+    """Refused with the argument, the expected and the given value, as the config
+    loader reads them (``jaxrnn.training.experiment.get_config``), not a Python error
+    from inside the parser; other problems are still listed beside them."""
+    with pytest.raises(ConfigError) as e:
+        experiment_lib.get_config(experiment(), overrides)
+    for fragment in fragments:
+        assert fragment in str(e.value)
 
 
 def test_the_valid_boundaries_are_accepted():

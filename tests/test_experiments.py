@@ -761,6 +761,8 @@ def test_commands_that_compile_use_the_cache_unless_told_not_to(flag, tmp_path, 
     monkeypatch.setattr(cli, "use_compilation_cache", lambda: calls.append(1))
     for command in (["eval", str(tmp_path / "nowhere")], ["sample", str(tmp_path / "nowhere")]):
         assert cli.main([*command, *flag]) == 2  # no such run: before any compute
+    (tmp_path / "run").mkdir()  # a run to list (an empty folder is an error)
+    rundir.write_json(tmp_path / "run" / "status.json", {"status": "finished", "step": 1})
     assert cli.main(["runs", str(tmp_path)]) == 0  # compiles nothing
     assert len(calls) == (0 if flag else 2)
 

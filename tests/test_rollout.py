@@ -446,6 +446,106 @@ def test_bad_inputs_are_named(key):
         jaxrnn.scan(cell, params, jnp.ones((B, T, I + 1), F64))
 
 
+def _int_carry(cell, params, xs):
+    carry = cell.initial_carry(params, (B,))
+    return jaxrnn.scan(cell, params, xs, jax.tree.map(lambda h: h.astype(jnp.int32), carry))
+
+
+# (id, call, error, the words the message must hold: the argument, expected and actual)
+BAD_ARGUMENTS = [
+    ("int-carry", _int_carry, TypeError, ["carry.h int32", "expected floating, like float64"]),
+    (
+        "other-kind",
+        lambda cell, params, xs: jaxrnn.scan(cell, jaxrnn.elman(H).init(jax.random.key(1), I), xs),
+        ValueError,
+        ["params: expected the params of this cell, GRUParams(", "got ElmanParams("],
+    ),
+    (
+        "other-hidden-size",
+        lambda cell, params, xs: jaxrnn.scan(
+            cell, jaxrnn.gru(H + 1).init(jax.random.key(1), I), xs
+        ),
+        ValueError,
+        ["params: expected the leaf shapes", "params.W_hh [5, 15] (expected [4, 12])"],
+    ),
+    (
+        "params-none",
+        lambda cell, params, xs: jaxrnn.scan(cell, None, xs),
+        TypeError,
+        ["params: expected the cell's params (cell.init(key, input_size=3)), got None"],
+    ),
+    (
+        "layer-for-cell",
+        lambda cell, params, xs: jaxrnn.scan(jaxrnn.rnn(cell), params, xs),
+        TypeError,
+        ["cell: expected a jaxrnn.Cell, got Layer", "call its apply(params, xs)"],
+    ),
+    (
+        "reverse-no",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, xs, reverse="no"),
+        TypeError,
+        ["reverse: expected True or False, got 'no'"],
+    ),
+    (
+        "time-major-1",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, xs, time_major=1),
+        TypeError,
+        ["time_major: expected True or False, got 1"],
+    ),
+    (
+        "xs-list",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, np.asarray(xs).tolist()),
+        TypeError,
+        ["xs: expected an array of shape [*batch, T, I], got list [["],
+    ),
+    (
+        "xs-none",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, None),
+        TypeError,
+        ["xs: expected an array of shape [*batch, T, I], got NoneType None"],
+    ),
+    (
+        "lengths-list",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, xs, lengths=[7, 2, 5]),
+        TypeError,
+        ["lengths: expected an integer array [*batch], got list [7, 2, 5]"],
+    ),
+    (
+        "mask-string",
+        lambda cell, params, xs: jaxrnn.scan(cell, params, xs, mask="all"),
+        TypeError,
+        ["mask: expected a bool array, got str 'all'"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS, ids=[c[0] for c in BAD_ARGUMENTS])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_a_bad_argument_is_named_with_what_was_expected_and_given(case, jit, key):
+    """Checked once, where the argument enters ``jaxrnn.scan``, before any cell sees it;
+    under ``jit`` the same error comes at trace time."""
+    _, call, error, words = case
+    cell, params, xs = setup("gru", key)
+    run = (
+        (lambda: jax.jit(lambda: call(cell, params, xs))())
+        if jit
+        else (lambda: call(cell, params, xs))
+    )
+    with pytest.raises(error) as raised:
+        run()
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_the_argument_checks_add_nothing_to_the_compiled_program(key):
+    """``params`` is checked against ``cell.init`` run abstractly: the init's random
+    draws and orthogonalisation never enter the traced rollout."""
+    cell, params, xs = setup("gru", key)
+    jaxpr = str(jax.make_jaxpr(lambda p, xs: jaxrnn.scan(cell, p, xs))(params, xs))
+    for primitive in ("random_bits", "random_seed", "householder", "qr", "threefry"):
+        assert primitive not in jaxpr
+
+
 def test_lengths_captured_by_an_outer_jit_are_accepted_and_checked(key):
     cell, params, xs = setup("gru", key)
     lengths = jnp.array([7, 2, 5], jnp.int32)  # a concrete constant closed over by jit

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Params = Any
 Carry = Any
@@ -163,6 +164,103 @@ def carry_dtype(param_dtype) -> jnp.dtype:
     return param_dtype
 
 
+def check_is_cell(cell, name: str = "cell") -> Cell:
+    """Return ``cell`` if it is a :class:`Cell`, else raise a ``TypeError`` naming ``name``
+    and what was given (with a hint for a sequence-level layer, ``jaxrnn.Layer``)."""
+    if isinstance(cell, Cell):
+        return cell
+    hint = ""
+    if callable(getattr(cell, "apply", None)) and not hasattr(cell, "initial_carry"):
+        # A Layer (jaxrnn.rnn, bidirectional, stack_layers): it has init and apply too.
+        hint = "; a layer runs over the whole sequence itself: call its apply(params, xs)"
+    raise TypeError(f"{name}: expected a jaxrnn.Cell, got {type(cell).__name__}{hint}")
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is True or False, else raise ``TypeError``: a flag given
+    as ``"no"`` or ``0`` would otherwise be read by its truthiness."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def check_array(name: str, value, expected: str, *, scalars: bool = False):
+    """Return ``value`` if it is a JAX or NumPy array (or, with ``scalars``, a Python
+    int), else raise ``TypeError`` naming ``name``, the ``expected`` array and what was
+    given. Lists and strings are refused, as ``jax.numpy`` functions refuse them."""
+    scalar = scalars and isinstance(value, int) and not isinstance(value, bool)
+    if not (isinstance(value, jax.Array | np.ndarray | np.generic) or scalar):
+        raise TypeError(f"{name}: expected {expected}, got {_kind_of(value)}")
+    return value
+
+
+def _kind_of(value) -> str:
+    """``type value`` for a message, the value cut short (an ``xs`` given as a list)."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:60] + ' ...'}"
+
+
+def describe(tree) -> str:
+    """A pytree with each array leaf shown as ``dtype[shape]``, for error messages:
+    ``LSTMParams(W_xh='float32[3, 16]', W_hh='float32[4, 16]', b='float32[16]')``."""
+    return str(jax.tree.map(_leaf, tree))
+
+
+def _leaf(x) -> str:
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"{x.dtype}{list(x.shape)}"
+    return type(x).__name__
+
+
+def check_params(cell: Cell, params, input_size: int) -> None:
+    """Raise unless ``params`` has the tree structure and leaf shapes of
+    ``cell.init(key, input_size)``: the params of another kind of cell, or of another
+    hidden size, or None, are named here instead of failing inside the cell's equations.
+
+    Runs ``cell.init`` abstractly (``jax.eval_shape``, no compute); under ``jit`` it
+    runs once, at trace time. Leaves that differ only where the input size enters
+    (``W_xh``'s rows) are left to the cell's input check, which knows whether ``xs``
+    or the params are at fault (:func:`check_input` names ``x``).
+    """
+    if params is None:
+        raise TypeError(
+            f"params: expected the cell's params (cell.init(key, input_size={input_size})), "
+            f"got None"
+        )
+    key = jax.eval_shape(jax.random.key, 0)
+    want = jax.eval_shape(lambda k: cell.init(k, input_size), key)
+    if jax.tree.structure(params) != jax.tree.structure(want):
+        raise ValueError(
+            f"params: expected the params of this cell, {describe(want)} (cell.init(key, "
+            f"input_size={input_size})), got {describe(params)}"
+        )
+    have = jax.tree_util.tree_flatten_with_path(params)[0]
+    wants = jax.tree.leaves(want)
+    bad = [
+        (path, np.shape(x), w.shape)
+        for (path, x), w in zip(have, wants, strict=True)
+        if np.shape(x) != w.shape
+    ]
+    if not bad:
+        return
+    other = jax.tree.leaves(jax.eval_shape(lambda k: cell.init(k, input_size + 1), key))
+    by_input = {
+        jax.tree_util.keystr(path)
+        for (path, _), w, o in zip(have, wants, other, strict=True)
+        if w.shape != o.shape
+    }
+    if all(jax.tree_util.keystr(path) in by_input for path, _, _ in bad):
+        return  # only the input size differs: the cell's check_input names x
+    shown = "; ".join(
+        f"params{jax.tree_util.keystr(path)} {list(got)} (expected {list(w)})"
+        for path, got, w in bad
+    )
+    raise ValueError(
+        f"params: expected the leaf shapes of this cell's init(key, input_size={input_size}) "
+        f"(another hidden size?), got {shown}"
+    )
+
+
 def check_positive(name: str, value: int) -> int:
     """Return ``value`` if it is a positive int (a ``bool`` is not), else raise ``ValueError``.
 
@@ -194,7 +292,9 @@ def check_input(x: Array, input_size: int, h: Array, name: str = "x") -> None:
 
 
 def check_carry(carry, expected, name: str = "carry") -> None:
-    """Raise if ``carry`` differs from ``expected`` in tree structure or leaf shapes."""
+    """Raise if ``carry`` differs from ``expected`` in tree structure, leaf shapes or
+    leaf kinds (floating, integer, bool, PRNG key): an integer carry would otherwise
+    fail inside the cell's nonlinearities with an error that does not name it."""
     got = jax.tree.structure(carry)
     want = jax.tree.structure(expected)
     if got != want:
@@ -203,6 +303,27 @@ def check_carry(carry, expected, name: str = "carry") -> None:
     want_shapes = [tuple(x.shape) for x in jax.tree.leaves(expected)]
     if got_shapes != want_shapes:
         raise ValueError(f"{name}: expected leaf shapes {want_shapes}, got {got_shapes}")
+    paths = jax.tree_util.tree_flatten_with_path(carry)[0]
+    wrong = [
+        f"{name}{jax.tree_util.keystr(path)} {x.dtype} (expected {_dtype_kind(w.dtype)}, "
+        f"like {w.dtype})"
+        for (path, x), w in zip(paths, jax.tree.leaves(expected), strict=True)
+        if _dtype_kind(x.dtype) != _dtype_kind(w.dtype)
+    ]
+    if wrong:
+        raise TypeError(f"{name}: expected the dtypes of the cell's carry, got " + "; ".join(wrong))
+
+
+def _dtype_kind(dtype) -> str:
+    """The kind of dtype a carry leaf must keep: float32 and float64 (or complex, for
+    the LRU's state) are the same kind, an integer is not."""
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return "a PRNG key"
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return "floating"
+    if jnp.issubdtype(dtype, jnp.integer):
+        return "integer"
+    return str(dtype)
 
 
 def matmul(x: Array, w: Array, acc_dtype) -> Array:

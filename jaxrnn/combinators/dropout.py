@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, Step
+from jaxrnn.cells.base import Cell, Step, check_is_cell
 
 
 class DropoutCarry(NamedTuple):
@@ -103,6 +103,7 @@ def variational_dropout(cell: Cell, *, input_rate: float = 0.0, state_rate: floa
       >>> carry, ys = jaxrnn.scan(cell, params, xs, key=jax.random.key(1))  # training
       >>> carry, ys = jaxrnn.scan(cell, params, xs)                          # evaluation
     """
+    check_is_cell(cell)
     input_rate = check_rate("input_rate", input_rate)
     state_rate = check_rate("state_rate", state_rate)
 
@@ -180,6 +181,7 @@ def zoneout(cell: Cell, rates: float | dict[str, float]) -> Cell:
       Krueger et al. (2017). Zoneout: Regularizing RNNs by Randomly Preserving
       Hidden Activations. ICLR.
     """
+    check_is_cell(cell)
     if isinstance(rates, dict):
         rates = {name: check_rate(f"rates[{name!r}]", r) for name, r in rates.items()}
     else:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, probe_dtype
+from jaxrnn.cells.base import Cell, check_bool, check_is_cell, probe_dtype
 from jaxrnn.combinators.dropout import check_rate
 from jaxrnn.combinators.stack import (
     StackParams,
@@ -81,8 +81,8 @@ def rnn(
     Returns:
       A :class:`Layer` whose final carry is the cell's.
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell: expected a jaxrnn.Cell, got {type(cell).__name__}")
+    check_is_cell(cell)
+    reverse = check_bool("reverse", reverse)
     check_remat(remat)
 
     def apply(params, xs, *, carry=None, lengths=None, mask=None, resets=None, key=None):
@@ -168,8 +168,8 @@ def bidirectional(
       >>> params = layer.init(jax.random.key(0), input_size=8)
       >>> carry, ys = layer.apply(params, xs, lengths=lengths)   # ys: [B, T, 64]
     """
-    if backward is None:
-        backward = forward
+    check_is_cell(forward, "forward")
+    backward = forward if backward is None else check_is_cell(backward, "backward")
     if not callable(merge):
         if merge not in MERGES:
             raise ValueError(

@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, Step
+from jaxrnn.cells.base import Cell, Step, check_is_cell
 
 
 class LearnedInitParams(NamedTuple):
@@ -30,6 +30,7 @@ def learned_initial_carry(cell: Cell, init=None) -> Cell:
     trains it like any other weight. Wrap the deterministic cell, then add
     dropout or zoneout around the result.
     """
+    check_is_cell(cell)
 
     def init_fn(key, input_size: int) -> LearnedInitParams:
         k_cell, k_carry = jax.random.split(key)

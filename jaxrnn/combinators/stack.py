@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import jax
 
-from jaxrnn.cells.base import Cell, step_output
+from jaxrnn.cells.base import Cell, check_is_cell, step_output
 from jaxrnn.combinators.dropout import check_rate, dropout_mask
 
 
@@ -159,8 +159,7 @@ def stack(*cells: Cell, residual: bool = False, dropout: float = 0.0) -> Cell:
     if not cells:
         raise ValueError("cells: expected at least one cell, got none")
     for i, c in enumerate(cells):
-        if not isinstance(c, Cell):
-            raise TypeError(f"cells[{i}]: expected a jaxrnn.Cell, got {type(c).__name__}")
+        check_is_cell(c, f"cells[{i}]")
     dropout = check_rate("dropout", dropout)
 
     def output_size(l, params, input_size):

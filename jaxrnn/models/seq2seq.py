@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.cells.base import Cell, check_positive
+from jaxrnn.cells.base import Cell, check_is_cell, check_positive
 from jaxrnn.combinators.layer import Layer, rnn
 from jaxrnn.models.attention import Attention
 from jaxrnn.models.heads import (
@@ -186,8 +186,7 @@ def seq2seq_model(
         raise TypeError(
             f"encoder: expected a jaxrnn.Cell or jaxrnn.Layer, got {type(encoder).__name__}"
         )
-    if not isinstance(decoder, Cell):
-        raise TypeError(f"decoder: expected a jaxrnn.Cell, got {type(decoder).__name__}")
+    check_is_cell(decoder, "decoder")
     if attention is not None and not isinstance(attention, Attention):
         raise TypeError(
             f"attention: expected a jaxrnn.models.attention.Attention or None, "

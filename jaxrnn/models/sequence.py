@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells import initializers
-from jaxrnn.cells.base import Cell, check_positive, step_output
+from jaxrnn.cells.base import Cell, check_is_cell, check_positive, step_output
 from jaxrnn.models.heads import (
     Embedding,
     Linear,
@@ -75,10 +75,7 @@ def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: in
 def _model(
     cell: Cell, output_size: int, head: Callable, remat: int | str | None, input_size: int | None
 ) -> Model:
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            f"cell: expected a jaxrnn.Cell (rolled over time), got {type(cell).__name__}"
-        )
+    check_is_cell(cell)
     check_positive("output_size", output_size)
     check_remat(remat)
     built = input_size if input_size is None else check_positive("input_size", input_size)
@@ -251,8 +248,7 @@ def one_to_many(
       >>> out = jaxrnn.models.greedy(gen.decode_step, params, gen.init_decode_state(params, v),
       ...                            bos_id=1, eos_id=2, max_length=20)
     """
-    if not isinstance(cell, Cell):
-        raise TypeError(f"cell: expected a jaxrnn.Cell, got {type(cell).__name__}")
+    check_is_cell(cell)
     check_positive("input_size", input_size)
     check_positive("output_size", output_size)
     check_positive("embedding_size", embedding_size)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxrnn.cells.base import Cell, check_carry
+from jaxrnn.cells.base import Cell, check_carry, check_is_cell
 
 
 class SpectralStats(NamedTuple):
@@ -47,6 +47,7 @@ class SpectralStats(NamedTuple):
 
 
 def _initial_carry(cell: Cell, params, batch_shape, carry):
+    check_is_cell(cell)
     carry0 = cell.initial_carry(params, batch_shape)
     if carry is not None:
         check_carry(carry, carry0)

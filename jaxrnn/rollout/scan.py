@@ -27,7 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.cells.base import Cell, check_carry
+from jaxrnn.cells.base import (
+    Cell,
+    check_array,
+    check_bool,
+    check_carry,
+    check_is_cell,
+    check_params,
+)
 from jaxrnn.rollout import fused, parallel
 from jaxrnn.rollout.steps import is_key, rollout_step
 
@@ -46,7 +53,7 @@ PARALLEL_PLATFORMS = ("gpu", "cuda", "rocm", "tpu")
 def as_mask(name, value, shape, is_time_major):
     """``value`` as a bool array of ``shape``, or an error naming ``name``, the expected
     shape and layout, and what was given."""
-    value = jnp.asarray(value)
+    value = jnp.asarray(check_array(name, value, "a bool array"))
     if value.dtype != jnp.bool_:
         raise TypeError(f"{name}: expected a bool array, got dtype {value.dtype}")
     if value.shape != shape:
@@ -58,6 +65,7 @@ def as_mask(name, value, shape, is_time_major):
 def check_lengths(lengths, batch_shape, T):
     """``lengths`` as an integer array of ``batch_shape`` with values in ``[0, T]``
     (the values checked where they are concrete), or an error naming what is wrong."""
+    check_array("lengths", lengths, "an integer array [*batch]", scalars=True)
     # Values can only be checked when concrete: before jnp.asarray, which turns a
     # constant captured by an outer jit into a tracer.
     concrete = None if isinstance(lengths, jax.core.Tracer) else np.asarray(lengths)
@@ -145,14 +153,18 @@ def scan(
       ``(final_carry, ys)`` with ``ys: [*batch, T, O]`` (``[T, *batch, O]`` if
       ``time_major``); outputs at masked steps are zero.
     """
+    # Every argument is checked here, where it enters, so that a mistake is named before
+    # any cell or engine trips over it; under jit at trace time only (shapes, dtypes and
+    # Python values), so the compiled rollout holds none of it.
+    check_is_cell(cell)
     check_remat(remat)
+    reverse, time_major = check_bool("reverse", reverse), check_bool("time_major", time_major)
     mode = resolve_mode(cell, mode, bptt)
-    xs = jnp.asarray(xs)
+    layout = "[T, *batch, I]" if time_major else "[*batch, T, I]"
+    xs = jnp.asarray(check_array("xs", xs, f"an array of shape {layout}"))
     if xs.ndim < 2:
-        raise ValueError(
-            f"xs: expected shape {'[T, *batch, I]' if time_major else '[*batch, T, I]'}, "
-            f"got {tuple(xs.shape)}"
-        )
+        raise ValueError(f"xs: expected shape {layout}, got {tuple(xs.shape)}")
+    check_params(cell, params, xs.shape[-1])
     if not time_major:
         xs = jnp.moveaxis(xs, -2, 0)
     T, batch_shape = xs.shape[0], xs.shape[1:-1]

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrnn.cells.base import Cell, check_carry, check_positive
+from jaxrnn.cells.base import Cell, check_carry, check_is_cell, check_positive
 from jaxrnn.rollout.scan import scan
 
 
@@ -117,6 +117,7 @@ def truncated_bptt(
       >>> result = jaxrnn.truncated_bptt(cell, loss_fn, params, xs, targets, k1=16, k2=32,
       ...                                optimizer=optax.sgd(1e-2))
     """
+    check_is_cell(cell)
     check_positive("k1", k1)
     k2 = k1 if k2 is None else check_positive("k2", k2)
     if k2 < k1:

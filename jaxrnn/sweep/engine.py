@@ -58,7 +58,7 @@ from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training.cite import current_versions
 from jaxrnn.training.experiment import Experiment, citation
 from jaxrnn.training.loop import Member as RunMember
-from jaxrnn.training.loop import Stop, run_group
+from jaxrnn.training.loop import Stop, build, run_group
 from jaxrnn.training.progress import Board
 
 VMAPPABLE = (
@@ -222,6 +222,11 @@ def run(
         raise ValueError(f"members: ids must be unique, got {ids}")
     sweep_dir = Path(sweep_dir)
     groups = plan(members, max_group_size)
+    for group in groups:
+        # Every group's pieces are traced and checked (train.best_metric among the metrics
+        # it reports, ...) before anything is written or trained: groups run one after
+        # another, and a mistake in the last one must not wait for the others to train.
+        build(experiment, [group.members[0].config])
     results: dict[str, dict] = {}
     rows = [(m.id, _setting(m)) for m in members]
     # The sweep's directory is held too, so that a second process refuses before it

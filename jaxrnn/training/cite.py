@@ -66,8 +66,15 @@ def load_cff(path: str | Path | None = None) -> dict[str, Any]:
     if path is not None or CFF_PATH.is_file():
         path = Path(path or CFF_PATH)
         if not path.is_file():
-            raise FileNotFoundError(f"path: expected a CITATION.cff file, got {str(path)!r}")
-        cff = yaml.safe_load(path.read_text())
+            what = "a directory" if path.is_dir() else "no such file"
+            raise FileNotFoundError(
+                f"path: expected a CITATION.cff file, got {str(path)!r} ({what})"
+            )
+        try:
+            cff = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            problem = str(e).splitlines()[0]
+            raise ValueError(f"path: {str(path)!r} is not a CFF file (not YAML: {problem})") from e
         if not isinstance(cff, Mapping) or "title" not in cff:
             raise ValueError(f"path: {str(path)!r} is not a CFF file (no 'title' mapping key)")
         return dict(cff)

@@ -21,7 +21,8 @@ give; ``smoke=True`` shrinks it to a run of seconds for tests (big_vision style)
 
 ``get_data`` is called once per group of sweep members (they share every data
 setting), ``get_model`` once per member (each is initialised from its own config)
-and ``get_objective`` once per group.
+and ``get_objective`` once per group; a sweep calls each once more per group
+before it trains any, to check every group first.
 
 Built-in experiments are files of this form in the repository's ``configs/``,
 installed as the package data ``jaxrnn.configs``; a bare name (``adding_lstm``)
@@ -52,6 +53,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from jaxrnn.cells.base import describe
 from jaxrnn.tasks.baselines import Baseline
 from jaxrnn.tasks.data import Dataset, Stream, shapes
 from jaxrnn.tasks.objectives import Objective, check_directions, directions
@@ -366,10 +368,6 @@ def generator(experiment: Experiment) -> Callable | None:
     return getattr(experiment.module, "generate", None)
 
 
-def _shape(tree) -> str:
-    return str(jax.tree.map(lambda x: f"{x.dtype}{list(x.shape)}", tree))
-
-
 def check(
     experiment: Experiment, config: Config, data, model, objective: Objective
 ) -> dict[str, str]:
@@ -417,7 +415,7 @@ def check(
             raise experiment.fail(
                 "get_objective()",
                 f"Objective.loss must return (loss, metrics) with a scalar loss; at {where} "
-                f"the loss is {_shape(loss)}",
+                f"the loss is {describe(loss)}",
             )
         if not isinstance(metrics, dict):
             raise experiment.fail(
@@ -426,7 +424,7 @@ def check(
                 f"{type(metrics).__name__}",
             )
         bad = {
-            k: _shape(v)
+            k: describe(v)
             for k, v in metrics.items()
             if any(x.shape != () for x in jax.tree.leaves(v))
         }
@@ -445,8 +443,10 @@ def check(
         )
     evaluated = found["evaluation"] | {"loss"} | (set(declared) if objective.evaluate else set())
     if config.train.best_metric not in evaluated:
+        close = difflib.get_close_matches(config.train.best_metric, sorted(evaluated), n=1)
         raise ConfigError(
             f"train.best_metric={config.train.best_metric!r}: expected a metric the evaluation "
             f"reports, one of {', '.join(sorted(evaluated))}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
         )
     return declared

@@ -19,7 +19,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -240,13 +240,22 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
       >>> apply_overrides(cfg, ["model.cell=gru", "optim.learning_rate=1e-3"]).model.cell
       'gru'
     """
-    if isinstance(overrides, str):
+    if isinstance(overrides, str | bytes | Mapping) or not isinstance(overrides, Iterable):
+        hint = ""
+        if isinstance(overrides, Mapping):
+            hint = f"; write {[f'{k}={v}' for k, v in overrides.items()]!r}"
         raise ConfigError(
-            f"overrides: expected a sequence of 'key=value' strings, got {overrides!r}"
+            f"overrides: expected a sequence of 'key=value' strings, got {overrides!r}{hint}"
         )
     merged = to_dict(config)
     problems = []
-    for override in overrides:
+    for i, override in enumerate(overrides):
+        if not isinstance(override, str):
+            problems.append(
+                f"overrides[{i}]: expected a 'key=value' string, got {type(override).__name__} "
+                f"{override!r}"
+            )
+            continue
         key, sep, value = override.partition("=")
         key = key.strip()
         if not sep:

@@ -72,8 +72,15 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON at ``path``."""
-    return json.loads(Path(path).read_text())
+    """The JSON at ``path``.
+
+    Raises:
+      RunDirError: the file is not JSON text (the message names it).
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        raise RunDirError(f"{path}: not a JSON file ({e}); it is damaged") from e
 
 
 def differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:

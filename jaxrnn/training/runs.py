@@ -184,15 +184,31 @@ def load_experiment(directory: Path) -> experiment_lib.Experiment:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"run_dir: {str(directory)!r} is not a directory")
+        what = "a file" if directory.exists() else "no such path"
+        raise FileNotFoundError(
+            f"run_dir: {str(directory)!r} is not a directory ({what}); give a run directory "
+            f"(runs/<name>-<hash>, or a sweep's members/<id>)"
+        )
     run_file = directory / "run.json"
     if not run_file.exists():
+        if (directory / "sweep.json").exists():
+            members = sorted(p.name for p in (directory / "members").glob("*"))
+            shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+            raise FileNotFoundError(
+                f"run_dir: {str(directory)!r} is a sweep directory, not a run directory; give "
+                f"one of its members, {directory / 'members'}/<id> ({shown or 'none started'})"
+            )
         raise FileNotFoundError(
             f"run_dir: {str(directory)!r} is not a run directory of this jaxrnn (no run.json; "
             f"run directories are written by `jaxrnn train` and `jaxrnn sweep`)"
         )
-    recorded = rundir.read_json(run_file)["experiment"]
-    original = Path(recorded["path"])
+    try:
+        recorded = rundir.read_json(run_file)["experiment"]
+        original = Path(recorded["path"])
+    except (KeyError, TypeError) as e:
+        raise rundir.RunDirError(
+            f"run_dir: {run_file} names no experiment (missing {e}); it is damaged"
+        ) from e
     candidates = [(original, original.parent), (directory / "experiment.py", original.parent)]
     found = []
     for path, folder in candidates:
