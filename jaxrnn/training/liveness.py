@@ -156,7 +156,10 @@ class Heartbeat:
         while not self._quit.wait(self.every):
             with self._lock:
                 for directory in self._status:
-                    self._write(directory)
+                    try:
+                        self._write(directory)
+                    except OSError:  # a full disk: the loop's own next write reports it
+                        continue
 
     def __enter__(self):
         self._thread.start()

@@ -28,6 +28,7 @@ so a run killed with SIGKILL and resumed ends bit-identical to an uninterrupted
 one (CPU). Only process 0 of a multi-process run writes files.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -194,13 +195,12 @@ def run_group(
         wrong form; :class:`~jaxrnn.training.liveness.BusyError` (a ValueError) for a
         directory that another live process trains.
     """
-    directories = [m.directory for m in members]
-    with liveness.hold(directories), liveness.Heartbeat() as beat:
-        return _run_group(experiment, members, stop, board, echo, beat)
+    with contextlib.ExitStack() as held:
+        return _run_group(experiment, members, stop, board, echo, held)
 
 
-def _run_group(experiment, members, stop, board, echo, beat) -> dict[str, dict]:
-    """:func:`run_group` with the directories held and ``beat`` keeping their status."""
+def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
+    """:func:`run_group`; ``held`` keeps the directories' locks and heartbeat until it returns."""
     for m in members:  # before anything, also before reporting a finished run again
         rundir.check(m.directory, m.config, experiment)
     statuses = [rundir.read_status(m.directory) for m in members]
@@ -221,6 +221,10 @@ def _run_group(experiment, members, stop, board, echo, beat) -> dict[str, dict]:
             f"train.patience={train.patience}: early stopping needs a validation split, "
             f"and this experiment's data set has none (Dataset.validation=None)"
         )
+    # From the first write on, one process per directory: a second one is refused here,
+    # after the checks above, which write nothing (not even the directory).
+    held.enter_context(liveness.hold([m.directory for m in members]))
+    beat = held.enter_context(liveness.Heartbeat())
     for m in members:
         rundir.prepare(m.directory, m.config, experiment, experiment_lib.citation(experiment))
     mode = group.directions[train.best_metric]
