@@ -62,6 +62,11 @@ def train(
         experiment = experiment_lib.load(experiment)
     config = experiment_lib.get_config(experiment, overrides, smoke=smoke)
     directory = Path(workdir) if workdir is not None else rundir.default_dir(config, experiment)
+    return _run_one(experiment, config, directory, progress, echo)
+
+
+def _run_one(experiment, config: Config, directory: Path, progress: bool, echo) -> dict:
+    """Train (or resume) one run in ``directory`` through the single loop."""
     member = Member("run", config, directory)
     with Stop() as stop, Board([("run", "")], config.name, progress) as board:
         outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo)["run"]
@@ -140,10 +145,7 @@ def extend(
         rundir.write_status(
             directory, "interrupted", step=status["step"], last_checkpoint=status["step"]
         )
-    member = Member("run", config, directory)
-    with Stop() as stop, Board([("run", "")], config.name, progress) as board:
-        outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo)["run"]
-    return {**outcome, "workdir": str(directory)}
+    return _run_one(experiment, config, directory, progress, echo)
 
 
 class Run(NamedTuple):
