@@ -105,6 +105,19 @@ def _resume_hint(directory: Path, what: str = "run") -> str:
     )
 
 
+def _failure(args, e: Exception, directory: Path, what: str = "run") -> int:
+    """Report what stopped a run or a sweep, with its exit code: 1 for a directory in use
+    (it may be free later) or an I/O error (with what is kept, and how to go on), 2 for a
+    ``ValueError``, which the loop raises only before any compute (the input is wrong)."""
+    from jaxrnn.training.liveness import BusyError
+
+    if isinstance(e, BusyError):
+        return _error(args, e, EXIT_FAILED)
+    if isinstance(e, OSError):  # the disk filled, the folder is not writable, ...
+        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(directory, what)}")
+    return _error(args, e)
+
+
 def cmd_train(args) -> int:
     from jaxrnn.training import experiment as experiment_lib
     from jaxrnn.training import rundir, runs
@@ -127,10 +140,8 @@ def cmd_train(args) -> int:
             progress=not args.no_progress,
             echo=console.print,
         )
-    except OSError as e:  # the disk filled, the folder is not writable, ...
-        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(workdir)}")
-    except ValueError as e:
-        return _error(args, e, EXIT_FAILED)
+    except USER_ERRORS as e:
+        return _failure(args, e, workdir)
     return _outcome(results, cfg.name)
 
 
@@ -149,10 +160,8 @@ def _extend(args) -> int:
         results = runs.extend(
             args.extend, args.overrides, progress=not args.no_progress, echo=console.print
         )
-    except OSError as e:
-        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(Path(args.extend))}")
-    except ValueError as e:
-        return _error(args, e)
+    except USER_ERRORS as e:
+        return _failure(args, e, Path(args.extend))
     return _outcome(results, Path(args.extend).name)
 
 
@@ -217,7 +226,7 @@ def cmd_runs(args) -> int:
     for column in ("run", "status", "step", "loss", "baseline"):
         table.add_column(column)
     for status_file in status_files:
-        status = json.loads(status_file.read_text())
+        status = liveness.verified(status_file.parent, json.loads(status_file.read_text()))
         final, baseline = status.get("final", {}), status.get("baseline") or {}
         table.add_row(
             str(status_file.parent.relative_to(root)),
@@ -308,10 +317,8 @@ def cmd_sweep(args) -> int:
             spec=spec,
             echo=console.print,
         )
-    except OSError as e:
-        return _error(args, e, EXIT_FAILED, f"{e}{_resume_hint(sweep_dir, 'sweep')}")
-    except ValueError as e:
-        return _error(args, e, EXIT_FAILED)
+    except USER_ERRORS as e:
+        return _failure(args, e, sweep_dir, "sweep")
     from jaxrnn.training import distributed
 
     # A diverged member is a result of the sweep (a learning rate too large), not a failure.

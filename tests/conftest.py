@@ -9,7 +9,10 @@ are kept in JAX's persistent compilation cache, shared through the environment.
 A cached program is the same executable, so results do not depend on a hit.
 """
 
+import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,3 +44,29 @@ def standard_dtype_promotion():
     ``pytest.mark.usefixtures("standard_dtype_promotion")``."""
     with jax.numpy_dtype_promotion("standard"):
         yield
+
+
+@pytest.fixture
+def held_elsewhere():
+    """``with held_elsewhere(directory) as pid:``: a child process holds the directory's
+    run lock (``jaxrnn.training.liveness.hold``) until the block ends. (Holds within one
+    process are re-entrant, so another process is needed to be refused.)"""
+    return _held_by_a_child
+
+
+@contextlib.contextmanager
+def _held_by_a_child(directory: Path):
+    code = (
+        "import sys; from jaxrnn.training import liveness\n"
+        f"with liveness.hold([{str(directory)!r}]):\n"
+        "    print('held', flush=True); sys.stdin.read()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()

@@ -332,7 +332,7 @@ def test_tmp_directory_is_ignored(tmp_path, states):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
-def test_corrupted_latest_falls_back_with_a_warning(tmp_path, states, damage):
+def test_corrupted_latest_falls_back_with_a_warning(tmp_path, states, damage, capfd):
     save_steps(tmp_path, states, [1, 2, 3], keep_last=5).close()
     for f in data_files(tmp_path / "3"):
         if damage == "truncate":
@@ -345,10 +345,14 @@ def test_corrupted_latest_falls_back_with_a_warning(tmp_path, states, damage):
             f.write_bytes(bytes(data))
 
     ckpt = Checkpointer(tmp_path, keep_last=5)
+    assert ckpt.damage(2) is None
+    assert ckpt.damage(3) is not None, "damage() must see what a restore would fail on"
     with pytest.warns(UserWarning, match=r"step 3 .*could not be restored"):
         step, restored = ckpt.restore(fresh_state(jax.random.key(9)))
     assert step == 2
     assert_bit_identical(restored, states[2])
+    # Read through before orbax's asynchronous restore: no traceback per array in flight.
+    assert "Traceback" not in capfd.readouterr().err
 
     # Resuming from 2 writes step 3 again: the damaged one is replaced, not kept.
     ckpt.save(3, states[3])

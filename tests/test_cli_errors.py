@@ -172,7 +172,7 @@ CASES = [
         "best-metric",
         ["train", *TINY, "train.best_metric=acuracy", "--workdir", "bm"],
         None,
-        1,
+        2,
         ["train.best_metric='acuracy'", "one of loss"],
     ),
     (
@@ -220,7 +220,7 @@ def test_a_misspelt_best_metric_in_any_group_stops_a_sweep_before_it_writes(grou
     grid = ["--grid", "train.best_metric=loss,acuracy", "--sweep-dir", "bad_sweep"]
     proc = _run(["sweep", *TINY, "train.steps=2", *grid], ground)
     out = _out(proc)
-    assert proc.returncode == 1 and "Traceback" not in out
+    assert proc.returncode == 2 and "Traceback" not in out
     assert "train.best_metric='acuracy'" in out and "one of loss" in out
     # Not the first group trained, not even sweep.json written: the same command with
     # the name corrected starts afresh in the same directory.

@@ -427,7 +427,7 @@ def test_a_tree_cell_on_a_sequence_experiment_fails_before_any_compute(tmp_path,
     adding problem's sequences, and the runner's trace of the pieces says so before
     training (it no longer names ``model.cell``: the config has no task to check it by)."""
     argv = ["train", "adding_lstm", "model.cell=binary_tree_lstm", "--smoke", "--no-progress"]
-    assert cli.main([*argv, "--workdir", str(tmp_path)]) == 1
+    assert cli.main([*argv, "--workdir", str(tmp_path)]) == cli.EXIT_USAGE
     out = capsys.readouterr().out
     assert "adding_lstm.py" in out and "get_model()" in out
     assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoints").exists()

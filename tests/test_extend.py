@@ -90,7 +90,7 @@ def test_without_extend_the_refusal_names_the_keys_and_the_way_to_extend(runs, t
          "--no-progress", "train.steps=80", "--workdir", str(root / "whole")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == cli.EXIT_FAILED, proc.stdout + proc.stderr
+    assert proc.returncode == cli.EXIT_USAGE, proc.stdout + proc.stderr
     out = " ".join(proc.stdout.split())
     assert "train.steps: 40 there, 80 here" in out and "--extend" in out
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -104,3 +104,14 @@ def test_an_unfinished_run_is_not_extended(tmp_path):
     with pytest.raises(rundir.RunDirError, match="interrupted, not finished"):
         training.extend(workdir, ["train.steps=40"])
     rundir.write_status(workdir, **status)
+
+
+def test_a_run_directory_in_use_is_not_extended_and_not_written(runs, capsys, held_elsewhere):
+    root, _, _ = runs
+    workdir = root / "whole"
+    files = {p: p.read_bytes() for p in workdir.iterdir() if p.is_file() and p.name != ".lock"}
+    with held_elsewhere(workdir):
+        code = cli.main(["train", "--extend", str(workdir), "train.steps=60", "--no-progress"])
+    assert code == cli.EXIT_FAILED  # in use: it may succeed later, unlike bad input (2)
+    assert "in use by pid" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in files} == files  # neither lineage nor status written

@@ -19,7 +19,9 @@ Atomicity comes from orbax: a save writes (and fsyncs) everything into
 ``<step>.orbax-checkpoint-tmp`` and renames it to ``<step>`` last, so a process
 killed mid-save (SIGKILL) leaves at most a temporary directory, which no listing
 returns. Damage after the fact (a truncated or deleted file) is caught on restore:
-the step is skipped with a warning and the previous step is restored instead.
+the step is skipped with a warning and the previous step is restored instead, and the
+next save of that step replaces it. :meth:`Checkpointer.damage` says whether a step
+still reads back without restoring it (``jaxrnn runs`` uses it to correct a status).
 (Checked by flipping, truncating and deleting each file of a checkpoint in turn:
 every damaged file either made the read fail or was not needed by it; none gave
 wrong values. ``tests/test_checkpoint.py`` keeps the array-data cases.)
@@ -43,6 +45,7 @@ from typing import Any, Literal
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorstore as ts
 
 # Stored inside the metrics JSON (the one per-step record orbax hands to the
 # preservation policy, also after a restart), so "final" survives a resume.
@@ -51,6 +54,14 @@ _FINAL = "_final"
 
 class TemplateMismatch(ValueError):
     """The template, not the checkpoint, is wrong: ``restore`` must not fall back."""
+
+
+class Damaged(OSError):
+    """A checkpoint step no longer reads back (a truncated, deleted or altered file)."""
+
+    def __init__(self, step: int, directory: Path, reason: str):
+        super().__init__(f"checkpoint step {step} under {directory}: {reason}")
+        self.reason = reason
 
 
 def _is_key(x) -> bool:
@@ -249,13 +260,42 @@ class Checkpointer:
         )
         self._manager.wait_until_finished()
 
+    def damage(self, step: int) -> str | None:
+        """Why checkpoint ``step`` would not restore (``"Type: message"``); ``None`` if it reads.
+
+        Reads and decodes every array of the step's OCDBT store (``<step>/default``)
+        synchronously through tensorstore, as a restore would, then parses its tree
+        metadata. A restore runs this first: orbax's own asynchronous reads, when one
+        fails, leave the others to print a traceback each after its event loop has closed.
+        """
+        try:
+            store = {
+                "driver": "ocdbt",
+                "base": (self.directory / str(step) / "default").absolute().as_uri() + "/",
+            }
+            for key in ts.KvStore.open(store).result().list().result():
+                name, _, leaf = key.decode().rpartition("/")
+                if leaf in (".zarray", "zarr.json"):  # one array (zarr v2 or v3)
+                    driver = "zarr" if leaf == ".zarray" else "zarr3"
+                    spec = {"driver": driver, "kvstore": {**store, "path": name + "/"}}
+                    ts.open(spec, open=True).result().read().result()
+            # Last: orbax reads the tree's metadata with the same asynchronous reads.
+            self._manager.item_metadata(step)
+        except Exception as error:  # whatever a damaged file raises
+            return _describe(error)
+        return None
+
     def restore_step(self, step: int, template):
-        """Restore ``step`` after checking its leaves against ``template``'s.
+        """Restore ``step`` after checking that it reads and that its leaves match ``template``'s.
 
         Raises:
+            Damaged: the step no longer reads back; the next ``save`` of it replaces it.
             ValueError: the template does not match (see :meth:`restore`).
-            Exception: whatever reading a damaged step raises (no fallback here).
         """
+        problem = self.damage(step)
+        if problem is not None:
+            self._unreadable.add(step)
+            raise Damaged(step, self.directory, problem)
         stored = self._manager.item_metadata(step).tree
         want, have = _leaf_specs(_to_storable(template)), _leaf_specs(stored)
         if want != have:
@@ -266,7 +306,13 @@ class Checkpointer:
                 f"template ^ checkpoint: {diff}. Restore with the state the run was "
                 f"started with, or use a new directory."
             )
-        stored = self._manager.restore(step, args=ocp.args.StandardRestore(_to_storable(template)))
+        try:
+            stored = self._manager.restore(
+                step, args=ocp.args.StandardRestore(_to_storable(template))
+            )
+        except Exception as error:  # damage the read-through above did not see
+            self._unreadable.add(step)
+            raise Damaged(step, self.directory, _describe(error)) from error
         return _from_storable(stored, template)
 
     def restore(self, template) -> tuple[int, Any] | None:
@@ -292,13 +338,10 @@ class Checkpointer:
         for step in reversed(self.steps()):
             try:
                 return step, self.restore_step(step, template)
-            except TemplateMismatch:
-                raise
-            except Exception as error:  # any failure to read means a bad step
-                self._unreadable.add(step)
+            except Damaged as error:
                 warnings.warn(
                     f"checkpoint step {step} under {self.directory} could not be restored "
-                    f"({_describe(error)}); falling back to the previous one",
+                    f"({error.reason}); falling back to the previous one",
                     stacklevel=2,
                 )
         if self._unreadable:

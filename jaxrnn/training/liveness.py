@@ -23,6 +23,12 @@ every step. A ``running`` status is believed only while its process lives:
 
 Otherwise the run has *stopped*: killed, or its machine lost. Running the same
 command resumes it from its last checkpoint.
+
+**A status that names a checkpoint which no longer restores** (its final checkpoint
+truncated, say) is corrected by the next ``jaxrnn runs`` or ``jaxrnn train``
+(:func:`verified`): it becomes ``stopped`` at the latest checkpoint that still reads
+back, with ``damaged`` saying which one did not and why, and the same command resumes it
+from there and writes the lost steps again (identically: a resume is bit-exact).
 """
 
 import contextlib
@@ -52,11 +58,17 @@ def identity() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+# The directories this process holds: a hold nested in another (``extend`` writes the
+# lineage, then trains through the loop) keeps the outer lock rather than refusing itself.
+_held: set[Path] = set()
+
+
 @contextlib.contextmanager
 def hold(directories: Sequence[Path]) -> Iterator[None]:
     """Hold the lock of every directory (created if missing) until the block ends.
 
-    Only process 0 of a multi-process run locks (the others never write).
+    Only process 0 of a multi-process run locks (the others never write). Re-entrant:
+    a directory this process already holds is held on.
 
     Raises:
       BusyError: a directory is held by another live process, named by host and pid.
@@ -68,6 +80,8 @@ def hold(directories: Sequence[Path]) -> Iterator[None]:
         for directory in directories:
             directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
+            if directory.resolve() in _held:
+                continue
             f = stack.enter_context((directory / LOCK).open("a+"))
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,6 +97,8 @@ def hold(directories: Sequence[Path]) -> Iterator[None]:
             me = identity()
             f.write(f"pid {me['pid']} on host {me['host']}\n")
             f.flush()
+            _held.add(directory.resolve())
+            stack.callback(_held.discard, directory.resolve())
         yield
 
 
@@ -112,7 +128,50 @@ def describe(status: dict) -> str:
         return f"stopped at step {step} ({last}), resumable"
     if kind == "interrupted":
         return f"interrupted at step {step} ({last}), resumable"
+    if kind == "stopped":  # corrected by ``verified``
+        lost = status["damaged"]["checkpoint"]
+        return f"stopped at step {step} ({last}; checkpoint {lost} no longer restores), resumable"
     return kind
+
+
+# What a status says about the end of a run, which a rolled-back run no longer has.
+_OUTCOME = ("final", "chosen_step", "best_validation", "stopped_early_at")
+
+
+def verified(directory: Path, status: dict) -> dict:
+    """``status``, corrected (and rewritten) if the checkpoint it names no longer restores.
+
+    A status not of a live run names its latest checkpoint (``last_checkpoint``). When
+    that one no longer reads back (:meth:`~jaxrnn.training.checkpoint.Checkpointer.damage`),
+    the status becomes ``stopped`` at the latest checkpoint that does (step 0 if none),
+    without the outcome of the run, and with ``damaged``: ``{"checkpoint", "error"}``.
+    A directory that another process holds is left to that process.
+    """
+    named = status.get("last_checkpoint")
+    if not named or (status["status"] == "running" and is_alive(status)):
+        return status
+    from jaxrnn.training.checkpoint import Checkpointer  # orbax: only when there is a checkpoint
+
+    ckpt = Checkpointer(Path(directory) / "checkpoints")
+    try:
+        steps = ckpt.steps()
+        problem = ckpt.damage(named) if named in steps else "it is missing"
+        if problem is None:
+            return status
+        good = next((s for s in reversed(steps) if s != named and ckpt.damage(s) is None), 0)
+    finally:
+        ckpt.close()
+    corrected = {k: v for k, v in status.items() if k not in _OUTCOME}
+    corrected.pop("last_checkpoint")
+    corrected.update(status="stopped", step=good, damaged={"checkpoint": named, "error": problem})
+    if good:
+        corrected["last_checkpoint"] = good
+    try:
+        with hold([Path(directory)]):
+            rundir.write_status(Path(directory), **corrected)
+    except BusyError:
+        return status
+    return corrected
 
 
 class Heartbeat:

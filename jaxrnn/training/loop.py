@@ -48,7 +48,7 @@ from jaxrnn.tasks.objectives import Objective, value
 from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
-from jaxrnn.training.checkpoint import Checkpointer, TemplateMismatch
+from jaxrnn.training.checkpoint import Checkpointer, Damaged
 from jaxrnn.training.config import Config, ConfigError
 from jaxrnn.training.optim import make_optimizer, schedule
 from jaxrnn.training.progress import Board
@@ -146,11 +146,8 @@ def _restore(ckpts: list[Checkpointer], state, echo) -> tuple[int, Any]:
             restored = [
                 c.restore_step(step, program_lib.member(state, m)) for m, c in enumerate(ckpts)
             ]
-        except TemplateMismatch:
-            raise
-        except Exception as error:  # a damaged step: the next older common one
-            echo(f"checkpoint step {step} could not be restored ({type(error).__name__}); "
-                 "falling back to the previous one")  # fmt: skip
+        except Damaged as error:  # the next older common step; this one is saved again
+            echo(f"{error}; falling back to the previous one")
             continue
         return step, jax.tree.map(lambda *xs: jnp.stack(xs), *restored)
     return 0, state
@@ -204,7 +201,12 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
     for m in members:  # before anything, also before reporting a finished run again
         rundir.check(m.directory, m.config, experiment)
     statuses = [rundir.read_status(m.directory) for m in members]
-    if all(s is not None and s["status"] in TERMINAL and "final" in s for s in statuses):
+    finished = lambda s: s is not None and s["status"] in TERMINAL and "final" in s  # noqa: E731
+    if all(finished(s) for s in statuses):  # reported again, if its checkpoints still read
+        statuses = [
+            liveness.verified(m.directory, s) for m, s in zip(members, statuses, strict=True)
+        ]
+    if all(finished(s) for s in statuses):
         for m, s in zip(members, statuses, strict=True):
             board.update(m.id, s["step"], s["final"].get("loss"), s["status"])
         return {m.id: result(s) for m, s in zip(members, statuses, strict=True)}

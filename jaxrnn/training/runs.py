@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.tasks.data import eval_batches
-from jaxrnn.training import distributed, rundir
+from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer
@@ -126,26 +126,27 @@ def extend(
             f"--extend {directory}: only {', '.join(EXTENDABLE)} may change, and these differ: "
             + "; ".join(refused)
         )
-    status = rundir.read_status(directory) or {}
-    if differences:  # else an extension that was cut short, which this resumes
-        if status.get("status") != "finished" or "stopped_early_at" in status:
-            state = "stopped early" if "stopped_early_at" in status else status.get("status")
-            raise rundir.RunDirError(
-                f"--extend {directory}: the run is {state or 'not started'}, not finished; "
-                f"resume an unfinished run with the command that started it"
+    with liveness.hold([directory]):  # before the first write, as the loop does
+        status = rundir.read_status(directory) or {}
+        if differences:  # else an extension that was cut short, which this resumes
+            if status.get("status") != "finished" or "stopped_early_at" in status:
+                state = "stopped early" if "stopped_early_at" in status else status.get("status")
+                raise rundir.RunDirError(
+                    f"--extend {directory}: the run is {state or 'not started'}, not finished; "
+                    f"resume an unfinished run with the command that started it"
+                )
+            if config.train.steps <= status["step"]:
+                raise rundir.RunDirError(
+                    f"train.steps: expected more than the {status['step']} steps the run has "
+                    f"trained, got {config.train.steps}"
+                )
+            rundir.record_extension(directory, stored, config, status["step"])
+        if status.get("status") == "finished" and status["step"] < config.train.steps:
+            # Not finished any more: the loop resumes it from its final checkpoint.
+            rundir.write_status(
+                directory, "interrupted", step=status["step"], last_checkpoint=status["step"]
             )
-        if config.train.steps <= status["step"]:
-            raise rundir.RunDirError(
-                f"train.steps: expected more than the {status['step']} steps the run has "
-                f"trained, got {config.train.steps}"
-            )
-        rundir.record_extension(directory, stored, config, status["step"])
-    if status.get("status") == "finished" and status["step"] < config.train.steps:
-        # Not finished any more: the loop resumes it from its final checkpoint.
-        rundir.write_status(
-            directory, "interrupted", step=status["step"], last_checkpoint=status["step"]
-        )
-    return _run_one(experiment, config, directory, progress, echo)
+        return _run_one(experiment, config, directory, progress, echo)
 
 
 class Run(NamedTuple):
