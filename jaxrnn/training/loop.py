@@ -20,7 +20,9 @@ applies to each member alike:
   the step; ``"stop"`` freezes the member and marks it diverged (a group of one
   then ends);
 * **checkpoints** every ``checkpoint_every`` steps (the last ``keep_last`` kept),
-  and SIGTERM/SIGINT save one at the next step boundary and stop.
+  and SIGTERM/SIGINT save one at the next step boundary and stop;
+* **TensorBoard**: every record is also written as event files in the member's
+  directory (:mod:`jaxrnn.training.events`).
 
 Every batch is a pure function of (seed, step), per-step randomness is
 ``fold_in(key, step)``, and the bookkeeping above lives in the checkpointed state,
@@ -49,7 +51,8 @@ from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer, Damaged
-from jaxrnn.training.config import Config, ConfigError
+from jaxrnn.training.config import Config, ConfigError, to_dict
+from jaxrnn.training.events import Events
 from jaxrnn.training.optim import make_optimizer, schedule
 from jaxrnn.training.progress import Board
 
@@ -269,17 +272,25 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
 
     book = _bookkeeping(state)
     logs = []
+    # Only process 0 logs; the others write the same records to nowhere.
+    primary = distributed.is_primary()
+    events = [
+        held.enter_context(Events(m.directory, start, to_dict(m.config), enabled=primary))
+        for m in members
+    ]
     for i, m in enumerate(members):
         log_path = m.directory / rundir.LOG
         rundir.truncate_log(log_path, start)
-        # Only process 0 logs; the others write the same records to nowhere.
-        primary = distributed.is_primary()
         logs.append(log_path.open("a") if primary else open(os.devnull, "w"))  # noqa: SIM115
         status = "diverged" if book["diverged_at"][i] else "running"
         resumed = {"last_checkpoint": start} if start else {}
         beat.write(m.directory, status, step=int(book["diverged_at"][i]) or start, **resumed)
         board.update(m.id, start, status=status)
     board.start_group(start, train.steps)
+
+    def write_record(i: int, record: dict) -> None:
+        logs[i].write(json.dumps(record) + "\n")
+        events[i].write(record)
 
     def frozen() -> np.ndarray:
         return (book["diverged_at"] > 0) | (book["stopped_at"] > 0)
@@ -313,7 +324,7 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
                     record = {k: float(value(v)[i]) for k, v in host.items()}
                     record.update(step=done, steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
                     record["nonfinite_skipped"] = int(book["skipped"][i])
-                    logs[i].write(json.dumps({"kind": "train", **record}) + "\n")
+                    write_record(i, {"kind": "train", **record})
                     board.update(members[i].id, done, record["loss"])
                 for i in set(np.flatnonzero(book["diverged_at"]).tolist()) - reported:
                     reported.add(i)
@@ -340,7 +351,7 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
                 state = program.keep_best(state, distributed.place(improved, sharding))
                 for i in np.flatnonzero(active):
                     record = {"kind": "eval", "split": "validation", "step": done, **evals[i]}
-                    logs[i].write(json.dumps(record) + "\n")
+                    write_record(i, record)
                     if book["stopped_at"][i]:
                         echo(
                             f"{members[i].id}: stopped early at step {done} (no better "
@@ -374,7 +385,7 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
         for c in ckpts:
             c.close()
         return {m.id: result(rundir.read_status(m.directory)) for m in members}
-    results = _finish(experiment, members, group, program, state, done, board, beat)
+    results = _finish(experiment, members, group, program, state, done, board, beat, events)
     for c in ckpts:
         c.close()
     return results
@@ -430,7 +441,9 @@ def chosen(state, keep_best: int) -> tuple[Any, list[int]]:
     return jax.tree.map(pick, state.best_params, state.train.params), steps
 
 
-def _finish(experiment, members, group, program, state, done, board, beat) -> dict[str, dict]:
+def _finish(
+    experiment, members, group, program, state, done, board, beat, events
+) -> dict[str, dict]:
     """Score the test split once, with every member's chosen params; write the results."""
     cfg = members[0].config
     train = cfg.train
@@ -455,12 +468,14 @@ def _finish(experiment, members, group, program, state, done, board, beat) -> di
         if np.isfinite(book["best"][i]):
             extra["best_validation"] = {train.best_metric: float(book["best"][i])}
         step = diverged or done
+        record = {"kind": "test", "step": steps[i], **finals[i]}
         if distributed.is_primary():
             with (m.directory / rundir.LOG).open("a") as log:
-                log.write(json.dumps({"kind": "test", "step": steps[i], **finals[i]}) + "\n")
+                log.write(json.dumps(record) + "\n")
+        events[i].write(record)
         beat.write(m.directory, status, step=step, **extra)
         if distributed.is_primary():
-            rundir.plot_losses(m.directory, described)
+            events[i].image("loss", rundir.plot_losses(m.directory, described), step)
         board.update(m.id, step, finals[i].get("loss"), status)
         results[m.id] = result({"status": status, "step": step, **extra})
     return results
