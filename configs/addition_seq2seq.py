@@ -49,6 +49,11 @@ class Seq2SeqModel(ModelConfig):
     bidirectional: bool = False
     scheduled_sampling: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
+    def references(self):
+        """The cell's references (ModelConfig's) and the encoder-decoder's (``jaxrnn cite``)."""
+        own = seq2seq.references(self.attention, self.bidirectional, self.scheduled_sampling)
+        return [*super().references(), *own]
+
     @model_validator(mode="after")
     def _seq2seq(self):
         if self.dropout > 0.0 or self.remat is not None:

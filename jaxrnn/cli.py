@@ -6,7 +6,7 @@
     jaxrnn sweep [EXPERIMENT] [--grid key=v1,v2]... [--random key=dist:a,b --trials N]
                  [--seeds N|a-b|a,b,c] [--max-group-size N] [--sweep-dir DIR] [key=value ...]
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
-    jaxrnn cite [--cff CITATION.cff]
+    jaxrnn cite [RUN_OR_SWEEP_DIR] [--style bibtex|biblatex] [--cff CITATION.cff]
 
 Every error is one line and a non-zero exit code: 2 for what is wrong before any
 compute (a path, an experiment file, a key or value), 1 for a run that fails or is
@@ -272,14 +272,28 @@ def cmd_sample(args) -> int:
 
 
 def cmd_cite(args) -> int:
+    """jaxrnn's BibTeX; with a run or sweep directory, also every method it used and its
+    data set, each with its paper (:mod:`jaxrnn.training.cite`)."""
     from jaxrnn.training import cite
 
+    if args.style not in cite.STYLES:
+        return _error(
+            args,
+            ValueError(
+                f"--style: expected 'bibtex' (@misc, for classic BibTeX and natbib) or "
+                f"'biblatex' (@software), got {args.style!r}"
+            ),
+        )
     try:
         cff = cite.load_cff(args.cff)
+        if args.run_or_sweep_dir is None:
+            text = cite.bibtex(cff, style=args.style)
+        else:
+            text = cite.document(cite.collect(args.run_or_sweep_dir), cff, style=args.style)
     except USER_ERRORS as e:
         return _error(args, e)
     # Plain print: BibTeX must reach a redirected file unwrapped and unstyled.
-    print(cite.bibtex(cff), end="")
+    print(text, end="")
     return 0
 
 
@@ -405,7 +419,23 @@ def main(argv=None) -> int:
     smp.add_argument("--seed", type=int, default=0, help="the sampling key's seed")
     smp.set_defaults(func=cmd_sample)
     cite = sub.add_parser(
-        "cite", parents=[common], help="print the BibTeX for jaxrnn and the versions in use"
+        "cite",
+        parents=[common],
+        help="print the BibTeX for jaxrnn (version and commit) and, given a run or sweep "
+        "directory, for every method and data set it used",
+    )
+    cite.add_argument(
+        "run_or_sweep_dir",
+        nargs="?",
+        default=None,
+        metavar="RUN_OR_SWEEP_DIR",
+        help="a run or sweep directory (default: none, jaxrnn's own entry only)",
+    )
+    cite.add_argument(
+        "--style",
+        default="bibtex",
+        help="bibtex (default: jaxrnn as @misc, for classic BibTeX and natbib) or biblatex "
+        "(@software)",
     )
     cite.add_argument("--cff", help="a CITATION.cff to read (default: jaxrnn's own)")
     cite.set_defaults(func=cmd_cite)

@@ -154,6 +154,10 @@ CASES = [
     ("cite-file", ["cite", "--cff", "afile.txt"], None, 2, ["'afile.txt'", "not a CFF file"]),
     ("cite-binary", ["cite", "--cff", "binary.dat"], None, 2, ["'binary.dat'", "not YAML"]),
     ("cite-missing", ["cite", "--cff", "nowhere"], None, 2, ["'nowhere'", "no such file"]),
+    ("cite-dir-folder", ["cite", "notarun"], None, 2, ["run_or_sweep_dir", "not a run"]),
+    ("cite-dir-file", ["cite", "afile.txt"], None, 2, ["run_or_sweep_dir", "'afile.txt'"]),
+    ("cite-dir-missing", ["cite", "nowhere"], None, 2, ["run_or_sweep_dir", "no such path"]),
+    ("cite-style", ["cite", "sweep", "--style", "apa"], None, 2, ["--style", "'apa'"]),
     (
         "config-signature",
         ["train", "nosmoke.py", "--smoke"],

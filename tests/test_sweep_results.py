@@ -335,7 +335,7 @@ def test_bibtex_matches_citation_cff_and_cffconvert():
     assert cite.CFF_PATH == ROOT / "CITATION.cff"  # a source checkout reads its own file
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     ref = cff["preferred-citation"]
-    kind, key, fields = parse_bibtex(cite.bibtex(versions=VERSIONS))
+    kind, key, fields = parse_bibtex(cite.bibtex(versions=VERSIONS, style="biblatex"))
     assert (kind, key) == ("software", "jaxrnn")
     assert fields["title"] == "{" + ref["title"] + "}"
     assert fields["version"] == str(ref["version"]) == str(cff["version"])
@@ -443,7 +443,8 @@ def _entries(text: str) -> list[str]:
 
 
 def _check_run_citation(directory: Path, data_bibtex: str | None) -> None:
-    """``CITATION.bib`` = jaxrnn's BibTeX with the run's manifest versions, then the data set's."""
+    """``CITATION.bib`` = jaxrnn's BibTeX with the run's manifest versions, then the papers
+    of the methods the manifest lists (tests/test_cite.py), then the data set's."""
     manifest = json.loads((directory / "manifest.json").read_text())
     versions = cite.current_versions()  # this process's, as cite collects them
     assert {key: manifest[key] for key in cite.VERSION_KEYS} == {
@@ -452,23 +453,25 @@ def _check_run_citation(directory: Path, data_bibtex: str | None) -> None:
     bib = (directory / "CITATION.bib").read_text()
     ours = cite.bibtex(versions=manifest)
     assert bib.startswith(ours)
-    if data_bibtex is None:
-        assert bib == ours
-        return
     entries = _entries(bib)
-    assert len(entries) == 2 and parse_bibtex(entries[0])[1] == "jaxrnn"
-    assert parse_bibtex(entries[1]) == parse_bibtex(data_bibtex)  # the data set's, last
+    methods = list(dict.fromkeys(m["key"] for m in manifest["methods"]))
+    assert [parse_bibtex(e)[1] for e in entries[: 1 + len(methods)]] == ["jaxrnn", *methods]
+    if data_bibtex is None:
+        assert len(entries) == 1 + len(methods)
+        return
+    assert len(entries) == 2 + len(methods)
+    assert parse_bibtex(entries[-1]) == parse_bibtex(data_bibtex)  # the data set's, last
     assert bib.rstrip().endswith(data_bibtex.strip())
-    tail = bib[len(ours) :]
-    assert [ln for ln in tail.splitlines() if ln.startswith("%")]  # introduced by a comment
-    assert all("@" not in ln for ln in tail.splitlines() if ln.startswith("%"))
+    # Introduced by a comment (the end of the text before it), which holds no "@".
+    assert entries[-2].rstrip().splitlines()[-1].startswith("% The data set")
+    assert all("@" not in ln for ln in bib.splitlines() if ln.startswith("%"))
 
 
 def test_sweep_and_train_dirs_hold_citation_bib(sweep, tmp_path):
     root, _ = sweep
     bib = (root / "CITATION.bib").read_text()
     assert "jax 9.9.9" in bib and "git commit abc123" in bib  # the sweep's own versions
-    assert parse_bibtex(bib)[2] == parse_bibtex(cite.bibtex())[2]
+    assert parse_bibtex(bib)[2] == parse_bibtex(cite.bibtex(versions=VERSIONS))[2]
     # A run of an experiment without CITATION: jaxrnn's entry alone (what the runner
     # writes into every run directory, a sweep member's included, before its first step).
     config = experiment_lib.get_config(ADDING, smoke=True)

@@ -28,6 +28,19 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+ELMAN_1990 = r"""@article{elman1990finding,
+  author = {Elman, Jeffrey L.},
+  title = {Finding Structure in Time},
+  journal = {Cognitive Science},
+  volume = {14},
+  number = {2},
+  pages = {179--211},
+  year = {1990},
+}"""
+# No doi field: its underscore (10.1207/s15516709cog1402_1) breaks natbib's plainnat.bst
+# where the url package is not loaded.
 
 
 class ElmanParams(NamedTuple):
@@ -112,7 +125,20 @@ def elman(
     return Cell(init, initial_carry, apply, step)
 
 
-@registry.register("elman")
+def references(
+    *, activation: str = "tanh", recurrent_init: str = "orthogonal", identity_scale: float = 1.0
+) -> list[Reference]:
+    """The methods of the Elman cell a config names (:func:`from_settings`), with their
+    papers: the Elman network (Elman 1990) and its recurrent initialiser, which with
+    ``"identity"`` and ReLU makes the IRNN (Le et al. 2015)."""
+    del identity_scale  # the identity initialiser's scale: the same reference
+    init = initializers.recurrent_reference(recurrent_init)
+    if recurrent_init == "identity" and activation == "relu":
+        init = init._replace(method="IRNN: ReLU with identity-initialised recurrent weights")
+    return [Reference("Elman network", ELMAN_1990), init]
+
+
+@registry.register("elman", references=references)
 def from_settings(
     hidden_size: int,
     *,

@@ -38,6 +38,19 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+CHO_2014 = r"""@inproceedings{cho2014learning,
+  author = {Cho, Kyunghyun and van Merri{\"e}nboer, Bart and Gulcehre, Caglar and
+    Bahdanau, Dzmitry and Bougares, Fethi and Schwenk, Holger and Bengio, Yoshua},
+  title = {Learning Phrase Representations using {RNN} Encoder--Decoder for Statistical
+    Machine Translation},
+  booktitle = {Proceedings of the 2014 Conference on Empirical Methods in Natural Language
+    Processing ({EMNLP})},
+  pages = {1724--1734},
+  year = {2014},
+  doi = {10.3115/v1/D14-1179},
+}"""
 
 
 class GRULayerNorm(NamedTuple):
@@ -169,7 +182,26 @@ def gru(
     return Cell(init, initial_carry, apply, step)
 
 
-@registry.register("gru")
+def references(
+    *,
+    layer_norm: bool = False,
+    recurrent_init: str = "orthogonal",
+    identity_scale: float = 1.0,
+    chrono_t_max: float | None = None,
+) -> list[Reference]:
+    """The methods of the GRU a config names (:func:`from_settings`), with their papers:
+    the GRU (Cho et al. 2014), its recurrent initialiser, chrono initialisation (Tallec &
+    Ollivier 2018) where ``chrono_t_max`` is set, layer norm (Ba et al. 2016) where on."""
+    del identity_scale  # the identity initialiser's scale: the same reference
+    found = [Reference("GRU", CHO_2014), initializers.recurrent_reference(recurrent_init)]
+    if chrono_t_max:
+        found.append(initializers.CHRONO)
+    if layer_norm:
+        found.append(ln.REFERENCE)
+    return found
+
+
+@registry.register("gru", references=references)
 def from_settings(
     hidden_size: int,
     *,

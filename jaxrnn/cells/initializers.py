@@ -19,6 +19,9 @@ References:
   Tallec, Ollivier (2018). Can recurrent neural networks warp time? ICLR.
   Jozefowicz, Zaremba, Sutskever (2015). An Empirical Exploration of Recurrent
   Network Architectures. ICML.
+
+Their BibTeX is below (``SAXE_2014``, ...), for the runs that use them
+(:func:`recurrent_reference`, :data:`CHRONO`; the forget-gate bias: the LSTM's).
 """
 
 from collections.abc import Callable
@@ -40,10 +43,50 @@ from jax.nn.initializers import (
 )
 
 from jaxrnn.cells.base import carry_dtype
+from jaxrnn.cells.references import Reference
 
 Initializer = Callable[..., jax.Array]
 
+SAXE_2014 = r"""@inproceedings{saxe2014exact,
+  author = {Saxe, Andrew M. and McClelland, James L. and Ganguli, Surya},
+  title = {Exact Solutions to the Nonlinear Dynamics of Learning in Deep Linear Neural Networks},
+  booktitle = {2nd International Conference on Learning Representations ({ICLR})},
+  year = {2014},
+  url = {https://arxiv.org/abs/1312.6120},
+}"""
+LE_2015 = r"""@misc{le2015simple,
+  author = {Le, Quoc V. and Jaitly, Navdeep and Hinton, Geoffrey E.},
+  title = {A Simple Way to Initialize Recurrent Networks of Rectified Linear Units},
+  howpublished = {arXiv:1504.00941},
+  year = {2015},
+  url = {https://arxiv.org/abs/1504.00941},
+}"""
+TALLEC_2018 = r"""@inproceedings{tallec2018can,
+  author = {Tallec, Corentin and Ollivier, Yann},
+  title = {Can Recurrent Neural Networks Warp Time?},
+  booktitle = {6th International Conference on Learning Representations ({ICLR})},
+  year = {2018},
+  url = {https://arxiv.org/abs/1804.11188},
+}"""
+JOZEFOWICZ_2015 = r"""@inproceedings{jozefowicz2015empirical,
+  author = {Jozefowicz, Rafal and Zaremba, Wojciech and Sutskever, Ilya},
+  title = {An Empirical Exploration of Recurrent Network Architectures},
+  booktitle = {Proceedings of the 32nd International Conference on Machine Learning},
+  series = {Proceedings of Machine Learning Research},
+  volume = {37},
+  pages = {2342--2350},
+  year = {2015},
+}"""
+
+# A gate bias drawn by chrono_lstm_bias or chrono_gru_bias.
+CHRONO = Reference("chrono initialisation of the gate biases", TALLEC_2018)
+
 __all__ = [
+    "CHRONO",
+    "JOZEFOWICZ_2015",
+    "LE_2015",
+    "SAXE_2014",
+    "TALLEC_2018",
     "Initializer",
     "chrono_gru_bias",
     "chrono_lstm_bias",
@@ -60,6 +103,7 @@ __all__ = [
     "ones",
     "orthogonal",
     "recurrent",
+    "recurrent_reference",
     "uniform",
     "zeros",
 ]
@@ -101,6 +145,16 @@ def recurrent(name: str = "orthogonal", scale: float = 1.0, gates: int = 1) -> I
         raise ValueError(f"name: expected 'orthogonal' or 'identity', got {name!r}")
     one = identity(scale) if name == "identity" else orthogonal()
     return one if gates == 1 else fused(*[one] * gates)
+
+
+def recurrent_reference(name: str = "orthogonal") -> Reference:
+    """What a run whose recurrent weights :func:`recurrent` initialises by ``name`` cites:
+    ``"orthogonal"``, Saxe et al. (2014); ``"identity"``, Le et al. (2015)."""
+    if name == "identity":
+        return Reference("identity-initialised recurrent weights", LE_2015)
+    if name == "orthogonal":
+        return Reference("orthogonal initialisation of the recurrent weights", SAXE_2014)
+    raise ValueError(f"name: expected 'orthogonal' or 'identity', got {name!r}")
 
 
 def fused(*gate_inits: Initializer) -> Initializer:

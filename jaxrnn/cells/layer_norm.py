@@ -11,6 +11,18 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxrnn.cells.references import Reference
+
+BA_2016 = r"""@misc{ba2016layer,
+  author = {Ba, Jimmy Lei and Kiros, Jamie Ryan and Hinton, Geoffrey E.},
+  title = {Layer Normalization},
+  howpublished = {arXiv:1607.06450},
+  year = {2016},
+  url = {https://arxiv.org/abs/1607.06450},
+}"""
+# What a cell with layer_norm=True cites.
+REFERENCE = Reference("layer normalisation", BA_2016)
+
 
 class LayerNormParams(NamedTuple):
     """Gain ``g`` and bias ``b``, both ``[D]``."""

@@ -44,6 +44,18 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+ORVIETO_2023 = r"""@inproceedings{orvieto2023resurrecting,
+  author = {Orvieto, Antonio and Smith, Samuel L. and Gu, Albert and Fernando, Anushan and
+    Gulcehre, Caglar and Pascanu, Razvan and De, Soham},
+  title = {Resurrecting Recurrent Neural Networks for Long Sequences},
+  booktitle = {Proceedings of the 40th International Conference on Machine Learning},
+  series = {Proceedings of Machine Learning Research},
+  volume = {202},
+  pages = {26670--26698},
+  year = {2023},
+}"""
 
 
 class LRUParams(NamedTuple):
@@ -171,7 +183,14 @@ def lru(
     return Cell(init, initial_carry, apply, linear=linear)
 
 
-@registry.register("lru")
+def references(**settings) -> list[Reference]:
+    """What the LRU a config names cites, whatever its ring and phase: Orvieto et al. (2023),
+    whose initialisation its settings are."""
+    del settings
+    return [Reference("linear recurrent unit (LRU)", ORVIETO_2023)]
+
+
+@registry.register("lru", references=references)
 def from_settings(
     hidden_size: int,
     *,

@@ -42,6 +42,28 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+HOCHREITER_1997 = r"""@article{hochreiter1997long,
+  author = {Hochreiter, Sepp and Schmidhuber, J{\"u}rgen},
+  title = {Long Short-Term Memory},
+  journal = {Neural Computation},
+  volume = {9},
+  number = {8},
+  pages = {1735--1780},
+  year = {1997},
+  doi = {10.1162/neco.1997.9.8.1735},
+}"""
+GERS_2000 = r"""@article{gers2000learning,
+  author = {Gers, Felix A. and Schmidhuber, J{\"u}rgen and Cummins, Fred},
+  title = {Learning to Forget: Continual Prediction with {LSTM}},
+  journal = {Neural Computation},
+  volume = {12},
+  number = {10},
+  pages = {2451--2471},
+  year = {2000},
+  doi = {10.1162/089976600300015015},
+}"""
 
 
 class LSTMPeephole(NamedTuple):
@@ -210,7 +232,41 @@ def lstm(
     return Cell(init, initial_carry, apply, step)
 
 
-@registry.register("lstm")
+def forget_bias_references(forget_bias: float) -> list[Reference]:
+    """What a forget-gate bias initialised to ``forget_bias`` cites: nothing for 0 (the
+    default of a zero bias), else Gers et al. (2000) and Jozefowicz et al. (2015)."""
+    if forget_bias == 0.0:
+        return []
+    method = f"forget-gate bias initialised to {forget_bias:g}"
+    return [Reference(method, GERS_2000), Reference(method, initializers.JOZEFOWICZ_2015)]
+
+
+def references(
+    *,
+    forget_bias: float = 1.0,
+    layer_norm: bool = False,
+    recurrent_init: str = "orthogonal",
+    identity_scale: float = 1.0,
+    chrono_t_max: float | None = None,
+) -> list[Reference]:
+    """The methods of the LSTM a config names (:func:`from_settings`), with their papers.
+
+    The LSTM (Hochreiter & Schmidhuber 1997) with its forget gate (Gers et al. 2000,
+    which this cell always has); its recurrent initialiser; chrono initialisation
+    (Tallec & Ollivier 2018) where ``chrono_t_max`` is set, else a non-zero forget-gate
+    bias (:func:`forget_bias_references`; chrono replaces that bias); layer norm
+    (Ba et al. 2016) where on.
+    """
+    del identity_scale  # the identity initialiser's scale: the same reference
+    found = [Reference("LSTM", HOCHREITER_1997), Reference("LSTM forget gate", GERS_2000)]
+    found.append(initializers.recurrent_reference(recurrent_init))
+    found += [initializers.CHRONO] if chrono_t_max else forget_bias_references(forget_bias)
+    if layer_norm:
+        found.append(ln.REFERENCE)
+    return found
+
+
+@registry.register("lstm", references=references)
 def from_settings(
     hidden_size: int,
     *,

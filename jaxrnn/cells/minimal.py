@@ -48,6 +48,16 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+FENG_2024 = r"""@misc{feng2024were,
+  author = {Feng, Leo and Tung, Frederick and Ahmed, Mohamed Osama and Bengio, Yoshua and
+    Hajimirsadeghi, Hossein},
+  title = {Were {RNNs} All We Needed?},
+  howpublished = {arXiv:2410.01201},
+  year = {2024},
+  url = {https://arxiv.org/abs/2410.01201},
+}"""
 
 # PyTorch's nn.Linear weight initialisation, U(±1/sqrt(I)), which the paper's code uses.
 TORCH_LINEAR = jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
@@ -183,13 +193,23 @@ def min_lstm(
     return _minimal(hidden_size, 3, log_coefficients, MinLSTMParams, input_init, bias_init, dtype)
 
 
-@registry.register("min_gru")
+def min_gru_references() -> list[Reference]:
+    """What the minGRU a config names cites: Feng et al. (2024)."""
+    return [Reference("minGRU", FENG_2024)]
+
+
+def min_lstm_references() -> list[Reference]:
+    """What the minLSTM a config names cites: Feng et al. (2024)."""
+    return [Reference("minLSTM", FENG_2024)]
+
+
+@registry.register("min_gru", references=min_gru_references)
 def min_gru_from_settings(hidden_size: int) -> Cell:
     """The minGRU a config names (``model.cell="min_gru"``); it has no settings."""
     return min_gru(hidden_size)
 
 
-@registry.register("min_lstm")
+@registry.register("min_lstm", references=min_lstm_references)
 def min_lstm_from_settings(hidden_size: int) -> Cell:
     """The minLSTM a config names (``model.cell="min_lstm"``); it has no settings."""
     return min_lstm(hidden_size)

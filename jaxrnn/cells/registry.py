@@ -26,13 +26,27 @@ Registering a cell of one's own::
 
 after which ``model.cell=my_cell`` works in any config of a process that imported
 the module; ``model.cell=my_package.cells:my_cell`` works without the import.
+
+A factory may say what a run of it cites (``jaxrnn cite``, a run's manifest):
+``register(name, references=fn)``, or, for a ``"module:factory"`` path, a
+``references`` attribute of the factory. ``fn(**settings)`` gets the settings a
+config passes to the factory and returns the
+:class:`~jaxrnn.cells.references.Reference` s of the methods they select::
+
+    def my_references(*, activation="tanh"):
+        return [Reference("my cell", MY_PAPER)]
+
+    @registry.register("my_cell", references=my_references)
+    def my_cell(hidden_size: int, *, activation: str = "tanh") -> jaxrnn.Cell: ...
 """
 
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
+
+from jaxrnn.cells.references import Reference
 
 Kind = Literal["sequence", "tree"]
 
@@ -45,12 +59,15 @@ class CellFactory(NamedTuple):
       factory: ``factory(hidden_size, **settings) -> cell``.
       settings: the keyword parameters of ``factory`` besides ``hidden_size``.
       kind: ``"sequence"`` or ``"tree"``.
+      references: ``references(**settings) -> [Reference, ...]``, the methods a cell of
+        those settings uses and their papers; None: the factory declares none.
     """
 
     name: str
     factory: Callable
     settings: tuple[str, ...]
     kind: Kind
+    references: Callable[..., Sequence[Reference]] | None = None
 
 
 _FACTORIES: dict[str, CellFactory] = {}
@@ -71,9 +88,17 @@ def _settings(factory: Callable) -> tuple[str, ...]:
     )
 
 
-def register(name: str, *, kind: Kind = "sequence") -> Callable[[Callable], Callable]:
+def register(
+    name: str,
+    *,
+    kind: Kind = "sequence",
+    references: Callable[..., Sequence[Reference]] | None = None,
+) -> Callable[[Callable], Callable]:
     """Decorate a factory ``factory(hidden_size, *, setting=default, ...) -> cell``
     to make it available to configs as ``model.cell=<name>``.
+
+    ``references(**settings)``, if given, lists the methods a cell of those settings
+    uses, each with its paper (see the module docstring).
 
     Raises:
       ValueError: if ``name`` is taken by another factory, is not an identifier, or
@@ -91,7 +116,7 @@ def register(name: str, *, kind: Kind = "sequence") -> Callable[[Callable], Call
                 f"name: {name!r} is already registered to {taken.factory.__module__}."
                 f"{taken.factory.__qualname__}; choose another name"
             )
-        _FACTORIES[name] = CellFactory(name, factory, _settings(factory), kind)
+        _FACTORIES[name] = CellFactory(name, factory, _settings(factory), kind, references)
         return factory
 
     return add
@@ -127,4 +152,5 @@ def lookup(name: str) -> CellFactory:
         raise ValueError(f"the path {name!r} does not import: {e}") from None
     if not callable(factory):
         raise ValueError(f"the path {name!r} names a {type(factory).__name__}, not a factory")
-    return CellFactory(name, factory, _settings(factory), getattr(factory, "kind", "sequence"))
+    kind, references = getattr(factory, "kind", "sequence"), getattr(factory, "references", None)
+    return CellFactory(name, factory, _settings(factory), kind, references)

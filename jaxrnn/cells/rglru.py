@@ -41,6 +41,20 @@ from jaxrnn.cells.base import (
     check_positive,
     matmul,
 )
+from jaxrnn.cells.references import Reference
+
+DE_2024 = r"""@misc{de2024griffin,
+  author = {De, Soham and Smith, Samuel L. and Fernando, Anushan and Botev, Aleksandar and
+    Cristian-Muraru, George and Gu, Albert and Haroun, Ruba and Berrada, Leonard and
+    Chen, Yutian and Srinivasan, Srivatsan and Desjardins, Guillaume and Doucet, Arnaud and
+    Budden, David and Teh, Yee Whye and Pascanu, Razvan and De Freitas, Nando and
+    Gulcehre, Caglar},
+  title = {Griffin: Mixing Gated Linear Recurrences with Local Attention for Efficient
+    Language Models},
+  howpublished = {arXiv:2402.19427},
+  year = {2024},
+  url = {https://arxiv.org/abs/2402.19427},
+}"""
 
 # The range of a^c at initialisation (De et al. 2024, Sec. 2.4).
 A_C_MIN, A_C_MAX = 0.9, 0.999
@@ -142,7 +156,12 @@ def rg_lru(
     return Cell(init, initial_carry, apply, linear=linear)
 
 
-@registry.register("rg_lru")
+def references() -> list[Reference]:
+    """What the RG-LRU a config names cites: De et al. (2024)."""
+    return [Reference("real-gated linear recurrent unit (RG-LRU)", DE_2024)]
+
+
+@registry.register("rg_lru", references=references)
 def from_settings(hidden_size: int) -> Cell:
     """The RG-LRU a config names (``model.cell="rg_lru"``), with the paper's ``c = 8``."""
     return rg_lru(hidden_size)

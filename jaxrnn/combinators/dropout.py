@@ -19,6 +19,17 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell, Step, check_is_cell
+from jaxrnn.cells.references import Reference
+
+GAL_2016 = r"""@inproceedings{gal2016theoretically,
+  author = {Gal, Yarin and Ghahramani, Zoubin},
+  title = {A Theoretically Grounded Application of Dropout in Recurrent Neural Networks},
+  booktitle = {Advances in Neural Information Processing Systems 29},
+  pages = {1019--1027},
+  year = {2016},
+}"""
+# What dropout with one mask per sequence (variational_dropout, stack's dropout) cites.
+VARIATIONAL = Reference("variational dropout (one mask per sequence)", GAL_2016)
 
 
 class DropoutCarry(NamedTuple):

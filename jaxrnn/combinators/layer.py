@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell, check_bool, check_is_cell, probe_dtype
+from jaxrnn.cells.references import Reference
 from jaxrnn.combinators.dropout import check_rate
 from jaxrnn.combinators.stack import (
     StackParams,
@@ -28,6 +29,19 @@ from jaxrnn.combinators.stack import (
     split_key,
 )
 from jaxrnn.rollout.scan import check_remat, scan
+
+SCHUSTER_1997 = r"""@article{schuster1997bidirectional,
+  author = {Schuster, Mike and Paliwal, Kuldip K.},
+  title = {Bidirectional Recurrent Neural Networks},
+  journal = {IEEE Transactions on Signal Processing},
+  volume = {45},
+  number = {11},
+  pages = {2673--2681},
+  year = {1997},
+  doi = {10.1109/78.650093},
+}"""
+# What a bidirectional() layer cites.
+BIDIRECTIONAL = Reference("bidirectional RNN", SCHUSTER_1997)
 
 Array = jax.Array
 

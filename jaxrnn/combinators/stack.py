@@ -22,7 +22,20 @@ from typing import NamedTuple
 import jax
 
 from jaxrnn.cells.base import Cell, check_is_cell, step_output
+from jaxrnn.cells.references import Reference
 from jaxrnn.combinators.dropout import check_rate, dropout_mask
+
+HE_2016 = r"""@inproceedings{he2016deep,
+  author = {He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},
+  title = {Deep Residual Learning for Image Recognition},
+  booktitle = {Proceedings of the {IEEE} Conference on Computer Vision and Pattern Recognition
+    ({CVPR})},
+  pages = {770--778},
+  year = {2016},
+  doi = {10.1109/CVPR.2016.90},
+}"""
+# What residual connections between layers (residual=True) cite.
+RESIDUAL = Reference("residual connections between layers", HE_2016)
 
 
 class StackParams(NamedTuple):

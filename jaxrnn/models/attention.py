@@ -30,8 +30,32 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import initializers
 from jaxrnn.cells.base import check_positive
+from jaxrnn.cells.references import Reference
 
 Array = jax.Array
+
+BAHDANAU_2015 = r"""@inproceedings{bahdanau2015neural,
+  author = {Bahdanau, Dzmitry and Cho, Kyunghyun and Bengio, Yoshua},
+  title = {Neural Machine Translation by Jointly Learning to Align and Translate},
+  booktitle = {3rd International Conference on Learning Representations ({ICLR})},
+  year = {2015},
+  url = {https://arxiv.org/abs/1409.0473},
+}"""
+LUONG_2015 = r"""@inproceedings{luong2015effective,
+  author = {Luong, Thang and Pham, Hieu and Manning, Christopher D.},
+  title = {Effective Approaches to Attention-based Neural Machine Translation},
+  booktitle = {Proceedings of the 2015 Conference on Empirical Methods in Natural Language
+    Processing ({EMNLP})},
+  pages = {1412--1421},
+  year = {2015},
+  doi = {10.18653/v1/D15-1166},
+}"""
+# What each score function cites, by the name of its factory.
+SCORES = {
+    "additive": Reference("additive (Bahdanau) attention", BAHDANAU_2015),
+    "dot": Reference("dot-product (Luong) attention", LUONG_2015),
+    "general": Reference("general (bilinear, Luong) attention", LUONG_2015),
+}
 
 
 class Attention(NamedTuple):

@@ -50,8 +50,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells.base import Cell, check_is_cell, check_positive
+from jaxrnn.cells.gru import CHO_2014
+from jaxrnn.cells.references import Reference
 from jaxrnn.combinators.layer import Layer, rnn
-from jaxrnn.models.attention import Attention
+from jaxrnn.models.attention import BAHDANAU_2015, LUONG_2015, Attention
 from jaxrnn.models.heads import (
     Embedding,
     Linear,
@@ -65,6 +67,32 @@ from jaxrnn.models.heads import (
 )
 
 Array = jax.Array
+
+SUTSKEVER_2014 = r"""@inproceedings{sutskever2014sequence,
+  author = {Sutskever, Ilya and Vinyals, Oriol and Le, Quoc V.},
+  title = {Sequence to Sequence Learning with Neural Networks},
+  booktitle = {Advances in Neural Information Processing Systems 27},
+  pages = {3104--3112},
+  year = {2014},
+}"""
+BENGIO_2015 = r"""@inproceedings{bengio2015scheduled,
+  author = {Bengio, Samy and Vinyals, Oriol and Jaitly, Navdeep and Shazeer, Noam},
+  title = {Scheduled Sampling for Sequence Prediction with Recurrent Neural Networks},
+  booktitle = {Advances in Neural Information Processing Systems 28},
+  pages = {1171--1179},
+  year = {2015},
+}"""
+# What a seq2seq_model cites: the encoder-decoder; with attention, the decoder of its style
+# (the attention's score cites its own, attention.SCORES); scheduled sampling where used.
+ENCODER_DECODER = (
+    Reference("RNN encoder-decoder", SUTSKEVER_2014),
+    Reference("RNN encoder-decoder", CHO_2014),
+)
+DECODERS = {
+    "luong": Reference("input-feeding attentional decoder", LUONG_2015),
+    "bahdanau": Reference("attention-conditioned decoder", BAHDANAU_2015),
+}
+SCHEDULED_SAMPLING = Reference("scheduled sampling", BENGIO_2015)
 
 STYLES = ("luong", "bahdanau")
 BRIDGES = ("auto", "copy", "linear", "none")

@@ -378,8 +378,6 @@ def summarize(
         from jaxrnn.sweep import plots as plots_lib
 
         plots_lib.plot_all(summary, sweep_dir / "plots")
-    described = _read_json(sweep_dir / "sweep.json")
-    cite.write_bibtex(
-        sweep_dir / "CITATION.bib", described.get("versions"), described.get("citation")
-    )
+    # The sweep's versions and data set, and the union of its members' methods.
+    cite.write_bibtex(sweep_dir / "CITATION.bib", cite.collect(sweep_dir))
     return summary

@@ -20,8 +20,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.combinators.layer import bidirectional
+from jaxrnn.cells.references import Reference
+from jaxrnn.combinators.layer import BIDIRECTIONAL, bidirectional
 from jaxrnn.models import Seq2Seq, attention, greedy, seq2seq_model
+from jaxrnn.models import seq2seq as seq2seq_lib
 from jaxrnn.models.vocab import BOS, EOS, PAD
 from jaxrnn.tasks import losses
 from jaxrnn.tasks.objectives import Objective, mean, value
@@ -63,6 +65,31 @@ def model(
     return seq2seq_model(
         encoder, make_cell(), vocab_size, vocab_size, embedding_size=embedding_size, attention=att
     )
+
+
+def references(
+    attention_kind: str | None = None,
+    bidirectional_encoder: bool = False,
+    sampling_prob: float = 0.0,
+) -> list[Reference]:
+    """The methods of :func:`model` (``attention_kind``, ``bidirectional_encoder``) trained
+    by :func:`objective` (``sampling_prob``), each with its paper, for an experiment's
+    model section to list (``references()``, see :func:`jaxrnn.training.section`).
+
+    The encoder-decoder (Sutskever et al. 2014; Cho et al. 2014); with attention, its
+    score (``"additive"``: Bahdanau et al. 2015; ``"dot"``, ``"general"``: Luong et al.
+    2015) and Luong et al.'s input-feeding decoder; a bidirectional encoder (Schuster &
+    Paliwal 1997); scheduled sampling (Bengio et al. 2015) where ``sampling_prob > 0``.
+    The cell's own references are the model config's.
+    """
+    found = list(seq2seq_lib.ENCODER_DECODER)
+    if attention_kind is not None:
+        found += [attention.SCORES[attention_kind], seq2seq_lib.DECODERS["luong"]]
+    if bidirectional_encoder:
+        found.append(BIDIRECTIONAL)
+    if sampling_prob > 0.0:
+        found.append(seq2seq_lib.SCHEDULED_SAMPLING)
+    return found
 
 
 def exact_match(model: Seq2Seq, params, batch: Seq2SeqBatch) -> jax.Array:

@@ -50,7 +50,9 @@ from pydantic.dataclasses import dataclass
 
 from jaxrnn.cells import registry
 from jaxrnn.cells.base import ACTIVATIONS, Cell
-from jaxrnn.combinators.stack import stack
+from jaxrnn.cells.references import Reference
+from jaxrnn.combinators import dropout as dropout_lib
+from jaxrnn.combinators.stack import RESIDUAL, stack
 
 # Importing the tree cells registers them with the cell registry.
 from jaxrnn.trees import TreeCell
@@ -84,6 +86,12 @@ def section(cls: type) -> type:
     (``PositiveInt``, ``Annotated[float, Field(ge=0.0)]``, ``Literal[...]``) and
     validators (``@field_validator``, ``@model_validator``), whose ``ValueError``
     messages reach the user with the key and value in front.
+
+    A section may say which published methods its settings select, for a run's
+    manifest and ``jaxrnn cite`` (:func:`jaxrnn.training.cite.methods`), with a method
+    ``references(self) -> list[jaxrnn.cells.references.Reference]``, as
+    :meth:`ModelConfig.references` does; a subclass of :class:`ModelConfig` adds its
+    own to ``super().references()``.
     """
     return dataclass(frozen=True, config=STRICT)(cls)
 
@@ -129,6 +137,8 @@ class ModelConfig:
     The cell settings (``activation`` ... ``max_phase``) go to the cell's factory,
     which reads those its signature names; a setting changed from its default that
     the chosen cell does not read is an error, never silently ignored.
+
+    :meth:`references` lists the methods these settings select, each with its paper.
     """
 
     cell: str = "lstm"
@@ -209,12 +219,36 @@ class ModelConfig:
             )
         return self
 
+    def references(self) -> list[Reference]:
+        """The methods this model uses, each with its paper (``jaxrnn cite``).
+
+        The cell's, as its factory declares them for the settings it reads
+        (:func:`jaxrnn.cells.registry.register`; none for a factory that declares
+        none, see :func:`jaxrnn.training.cite.undeclared`), then variational dropout
+        between layers (Gal & Ghahramani 2016) and residual connections (He et al.
+        2016) where on. Stacking and ``remat`` (the same values, less memory) cite
+        nothing.
+        """
+        factory = registry.lookup(self.cell)
+        found = list(factory.references(**cell_settings(self))) if factory.references else []
+        if self.dropout > 0.0:
+            found.append(dropout_lib.VARIATIONAL)
+        if self.residual:
+            found.append(RESIDUAL)
+        return found
+
+
+def cell_settings(model: ModelConfig) -> dict[str, Any]:
+    """The settings of ``model`` that its cell's factory reads (those its signature names)."""
+    factory = registry.lookup(model.cell)
+    return {key: getattr(model, key) for key in CELL_SETTINGS if key in factory.settings}
+
 
 def make_cell(model: ModelConfig) -> Cell | TreeCell:
     """The cell a model section names: its factory called with the settings it reads,
     ``num_layers`` of them stacked (with ``dropout`` and ``residual``) when more than one."""
     factory = registry.lookup(model.cell)
-    settings = {key: getattr(model, key) for key in CELL_SETTINGS if key in factory.settings}
+    settings = cell_settings(model)
     cells = [factory.factory(model.hidden_size, **settings) for _ in range(model.num_layers)]
     if model.num_layers == 1:
         return cells[0]

@@ -24,6 +24,9 @@ are arrays in the optimizer state, so changing them — by hand, or per member o
 sweep (``jaxrnn.sweep``) — never forces a recompile; the schedule contributes only
 its shape. An array bound computes exactly what a Python float bound does (both
 enter the float32 arithmetic as float32).
+
+:func:`references` lists the methods a config's optimizer uses, each with its paper
+(BibTeX below: ``KINGMA_2015``, ``PASCANU_2013``, ...), for ``jaxrnn cite``.
 """
 
 import functools
@@ -32,10 +35,94 @@ import jax
 import optax
 
 from jaxrnn.cells import registry
+from jaxrnn.cells.references import Reference
 from jaxrnn.training.config import OptimConfig
 
 # The multi_transform groups with recurrent_lr set; "default" holds the peak learning rate.
 RECURRENT, DEFAULT = "recurrent", "default"
+
+# The papers of the methods below. The ICML 2013 entries (PMLR 28) leave out the
+# number of the volume, which plain.bst refuses beside a volume in @inproceedings.
+ROBBINS_1951 = r"""@article{robbins1951stochastic,
+  author = {Robbins, Herbert and Monro, Sutton},
+  title = {A Stochastic Approximation Method},
+  journal = {The Annals of Mathematical Statistics},
+  volume = {22},
+  number = {3},
+  pages = {400--407},
+  year = {1951},
+  doi = {10.1214/aoms/1177729586},
+}"""
+POLYAK_1964 = r"""@article{polyak1964some,
+  author = {Polyak, Boris T.},
+  title = {Some Methods of Speeding up the Convergence of Iteration Methods},
+  journal = {USSR Computational Mathematics and Mathematical Physics},
+  volume = {4},
+  number = {5},
+  pages = {1--17},
+  year = {1964},
+  doi = {10.1016/0041-5553(64)90137-5},
+}"""
+SUTSKEVER_2013 = r"""@inproceedings{sutskever2013importance,
+  author = {Sutskever, Ilya and Martens, James and Dahl, George and Hinton, Geoffrey},
+  title = {On the Importance of Initialization and Momentum in Deep Learning},
+  booktitle = {Proceedings of the 30th International Conference on Machine Learning},
+  series = {Proceedings of Machine Learning Research},
+  volume = {28},
+  pages = {1139--1147},
+  year = {2013},
+}"""
+KINGMA_2015 = r"""@inproceedings{kingma2015adam,
+  author = {Kingma, Diederik P. and Ba, Jimmy},
+  title = {Adam: A Method for Stochastic Optimization},
+  booktitle = {3rd International Conference on Learning Representations ({ICLR})},
+  year = {2015},
+  url = {https://arxiv.org/abs/1412.6980},
+}"""
+LOSHCHILOV_2019 = r"""@inproceedings{loshchilov2019decoupled,
+  author = {Loshchilov, Ilya and Hutter, Frank},
+  title = {Decoupled Weight Decay Regularization},
+  booktitle = {7th International Conference on Learning Representations ({ICLR})},
+  year = {2019},
+  url = {https://arxiv.org/abs/1711.05101},
+}"""
+TIELEMAN_2012 = r"""@misc{tieleman2012rmsprop,
+  author = {Tieleman, Tijmen and Hinton, Geoffrey},
+  title = {Lecture 6.5: {RMSProp}: Divide the Gradient by a Running Average of its Recent
+    Magnitude},
+  howpublished = {{COURSERA}: Neural Networks for Machine Learning},
+  year = {2012},
+}"""
+DUCHI_2011 = r"""@article{duchi2011adaptive,
+  author = {Duchi, John and Hazan, Elad and Singer, Yoram},
+  title = {Adaptive Subgradient Methods for Online Learning and Stochastic Optimization},
+  journal = {Journal of Machine Learning Research},
+  volume = {12},
+  pages = {2121--2159},
+  year = {2011},
+}"""
+LOSHCHILOV_2017 = r"""@inproceedings{loshchilov2017sgdr,
+  author = {Loshchilov, Ilya and Hutter, Frank},
+  title = {{SGDR}: Stochastic Gradient Descent with Warm Restarts},
+  booktitle = {5th International Conference on Learning Representations ({ICLR})},
+  year = {2017},
+  url = {https://arxiv.org/abs/1608.03983},
+}"""
+PASCANU_2013 = r"""@inproceedings{pascanu2013difficulty,
+  author = {Pascanu, Razvan and Mikolov, Tomas and Bengio, Yoshua},
+  title = {On the Difficulty of Training Recurrent Neural Networks},
+  booktitle = {Proceedings of the 30th International Conference on Machine Learning},
+  series = {Proceedings of Machine Learning Research},
+  volume = {28},
+  pages = {1310--1318},
+  year = {2013},
+}"""
+MIKOLOV_2012 = r"""@phdthesis{mikolov2012statistical,
+  author = {Mikolov, Tom{\'a}{\v{s}}},
+  title = {Statistical Language Models Based on Neural Networks},
+  school = {Brno University of Technology},
+  year = {2012},
+}"""
 
 
 def schedule(config: OptimConfig, total_steps: int) -> optax.Schedule:
@@ -68,6 +155,44 @@ def schedule(config: OptimConfig, total_steps: int) -> optax.Schedule:
         return decay
     warmup = optax.linear_schedule(0.0, 1.0, config.warmup_steps)
     return optax.join_schedules([warmup, decay], [config.warmup_steps])
+
+
+def references(config: OptimConfig) -> list[Reference]:
+    """The methods of the optimizer :func:`make_optimizer` builds from ``config``, each
+    with its paper.
+
+    Global-norm clipping (Pascanu et al. 2013) where ``clip_norm`` is set, element-wise
+    clipping (Mikolov 2012, as Pascanu et al. name it) where ``clip_value`` is; the
+    optimizer: SGD (Robbins & Monro 1951) with momentum (Polyak 1964) or Nesterov's
+    (Sutskever et al. 2013), Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019,
+    and Adam), RMSProp (Tieleman & Hinton 2012, with Polyak's momentum where set) or
+    Adagrad (Duchi et al. 2011); the cosine schedule (Loshchilov & Hutter 2017). The
+    constant and exponential schedules, the warm-up and ``recurrent_lr`` (the LRU's and
+    RG-LRU's own training recipe, cited with the cell) cite nothing.
+    """
+    found = []
+    if config.clip_norm is not None:
+        found.append(Reference("gradient clipping by global norm", PASCANU_2013))
+    if config.clip_value is not None:
+        found.append(Reference("element-wise gradient clipping", MIKOLOV_2012))
+    name = config.name
+    if name == "sgd":
+        found.append(Reference("stochastic gradient descent", ROBBINS_1951))
+    elif name in ("adam", "adamw"):
+        found.append(Reference("Adam", KINGMA_2015))
+        if name == "adamw":
+            found.append(Reference("AdamW (decoupled weight decay)", LOSHCHILOV_2019))
+    elif name == "rmsprop":
+        found.append(Reference("RMSProp", TIELEMAN_2012))
+    elif name == "adagrad":
+        found.append(Reference("Adagrad", DUCHI_2011))
+    if config.nesterov:
+        found.append(Reference("Nesterov momentum", SUTSKEVER_2013))
+    elif config.momentum > 0.0:
+        found.append(Reference("momentum", POLYAK_1964))
+    if config.schedule == "warmup_cosine":
+        found.append(Reference("cosine learning-rate decay", LOSHCHILOV_2017))
+    return found
 
 
 def _base(config: OptimConfig, learning_rate: float, weight_decay: float):

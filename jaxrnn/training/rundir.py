@@ -5,8 +5,9 @@ A run directory holds::
     run.json           schema version, the experiment's name, path and sha256 (written once)
     config.json        the fully resolved config
     experiment.py      a copy of the experiment file the run was started with
-    manifest.json      versions, git commit, devices, seed, run hash, experiment (each start)
-    CITATION.bib       how to cite jaxrnn (with those versions) and the data set
+    manifest.json      versions, git commit, devices, seed, run hash, experiment, and the
+                       methods used with their references (jaxrnn.training.cite; each start)
+    CITATION.bib       how to cite jaxrnn (with those versions), the methods and the data set
     metrics.jsonl      one JSON object per logged step, evaluation and test
     checkpoints/       orbax checkpoints (latest k, best k by validation, final); each holds
                        the params of the best validation step so far too
@@ -153,8 +154,10 @@ def record_extension(directory: Path, old: Config, new: Config, step: int) -> No
     write_json(directory / "config.json", to_dict(new))
 
 
-def manifest(config: Config, experiment: Experiment) -> dict:
-    """What produced a run: versions, commit, devices, seed, hashes, the experiment."""
+def manifest(config: Config, experiment: Experiment, dataset_bibtex: str | None = None) -> dict:
+    """What produced a run: versions, commit, devices, seed, hashes, the experiment, and
+    the methods it uses with their references and its data set's
+    (:func:`jaxrnn.training.cite.record`)."""
     return {
         **cite.current_versions(),
         "seed": config.seed,
@@ -162,6 +165,7 @@ def manifest(config: Config, experiment: Experiment) -> dict:
         "run_hash": run_hash(config, experiment),
         "schema_version": SCHEMA_VERSION,
         "experiment": identity(experiment),
+        **cite.record(config, dataset_bibtex),
     }
 
 
@@ -186,12 +190,12 @@ def prepare(directory: Path, config: Config, experiment: Experiment, dataset_bib
             {"schema_version": SCHEMA_VERSION, "experiment": identity(experiment)},
         )
         write_json(directory / "config.json", to_dict(config))
-    versions = manifest(config, experiment)
+    versions = manifest(config, experiment, dataset_bibtex)
     extended = read_json(directory / "run.json").get("extended")
     if extended:  # the lineage of jaxrnn train --extend, on every start's manifest
         versions["extended"] = extended
     write_json(directory / "manifest.json", versions)
-    cite.write_bibtex(directory / "CITATION.bib", versions, dataset_bibtex)
+    cite.write_bibtex(directory / "CITATION.bib", versions)
 
 
 def write_status(directory: Path, status: str, **extra) -> None:

@@ -25,8 +25,48 @@ import jax.numpy as jnp
 
 from jaxrnn.cells import initializers, registry
 from jaxrnn.cells.base import activation_fn, carry_dtype, check_positive, matmul
+from jaxrnn.cells.lstm import forget_bias_references
+from jaxrnn.cells.references import Reference
 
 Array = jax.Array
+
+SOCHER_2011 = r"""@inproceedings{socher2011parsing,
+  author = {Socher, Richard and Lin, Cliff Chiung-Yu and Ng, Andrew Y. and
+    Manning, Christopher D.},
+  title = {Parsing Natural Scenes and Natural Language with Recursive Neural Networks},
+  booktitle = {Proceedings of the 28th International Conference on Machine Learning ({ICML})},
+  pages = {129--136},
+  year = {2011},
+}"""
+TAI_2015 = r"""@inproceedings{tai2015improved,
+  author = {Tai, Kai Sheng and Socher, Richard and Manning, Christopher D.},
+  title = {Improved Semantic Representations From Tree-Structured Long Short-Term Memory
+    Networks},
+  booktitle = {Proceedings of the 53rd Annual Meeting of the Association for Computational
+    Linguistics and the 7th International Joint Conference on Natural Language Processing
+    (Volume 1: Long Papers)},
+  pages = {1556--1566},
+  year = {2015},
+  doi = {10.3115/v1/P15-1150},
+}"""
+
+
+def recursive_references(*, activation: str = "tanh") -> list[Reference]:
+    """What the recursive network a config names cites: Socher et al. (2011)."""
+    del activation
+    return [Reference("recursive neural network", SOCHER_2011)]
+
+
+def child_sum_references(*, forget_bias: float = 1.0) -> list[Reference]:
+    """What the Child-Sum Tree-LSTM a config names cites: Tai et al. (2015), and its
+    forget-gate bias (:func:`jaxrnn.cells.lstm.forget_bias_references`)."""
+    return [Reference("Child-Sum Tree-LSTM", TAI_2015), *forget_bias_references(forget_bias)]
+
+
+def nary_references(*, forget_bias: float = 1.0) -> list[Reference]:
+    """What the N-ary (binary) Tree-LSTM a config names cites: Tai et al. (2015), and its
+    forget-gate bias (:func:`jaxrnn.cells.lstm.forget_bias_references`)."""
+    return [Reference("N-ary Tree-LSTM", TAI_2015), *forget_bias_references(forget_bias)]
 
 
 class TreeCell(NamedTuple):
@@ -94,7 +134,7 @@ class RecursiveState(NamedTuple):
     h: jax.Array
 
 
-@registry.register("recursive", kind="tree")
+@registry.register("recursive", kind="tree", references=recursive_references)
 def recursive(
     hidden_size: int,
     *,
@@ -232,7 +272,7 @@ def _iou(params, x, h_in, acc):
     return (a[..., k * H : (k + 1) * H] for k in range(3))
 
 
-@registry.register("child_sum_tree_lstm", kind="tree")
+@registry.register("child_sum_tree_lstm", kind="tree", references=child_sum_references)
 def child_sum_tree_lstm(hidden_size: int, *, forget_bias: float = 1.0, dtype=jnp.float32):
     """The Child-Sum Tree-LSTM of Tai et al. (2015, Eq. 2-8), for any number of children.
 
@@ -276,7 +316,7 @@ def child_sum_tree_lstm(hidden_size: int, *, forget_bias: float = 1.0, dtype=jnp
 
 
 # arity 2 by default: the binary Tree-LSTM.
-@registry.register("binary_tree_lstm", kind="tree")
+@registry.register("binary_tree_lstm", kind="tree", references=nary_references)
 def nary_tree_lstm(
     hidden_size: int, *, arity: int = 2, forget_bias: float = 1.0, dtype=jnp.float32
 ):
