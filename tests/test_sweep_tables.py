@@ -1,7 +1,7 @@
 """Paper tables of a sweep (:mod:`jaxrnn.sweep.tables`): the rounding rule against
 hand-worked cases, and the exact Markdown, LaTeX (plain and siunitx) and CSV text of
-fixed summaries; labels from the experiment file and from ``summarize``, each checked
-against the config's keys and the metrics.
+fixed summaries; labels from the experiment file, from ``summarize`` and from ``jaxrnn
+sweep --label``, each checked against the config's keys and the metrics.
 
 Every expected number here was checked by hand, digit by digit, against the rule in
 the module doc (Particle Data Group rounding). Where ``pdflatex`` and siunitx are
@@ -18,6 +18,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from jaxrnn import cli
 from jaxrnn.sweep import summary as summary_lib
 from jaxrnn.sweep import tables
 from jaxrnn.sweep.summary import Setting, Stats, Summary
@@ -393,3 +394,29 @@ def test_labels_given_to_summarize_override_the_experiments_and_are_checked(tmp_
         summary_lib.read(root, labels={"acuracy": "x"})
     # Any config key may be labelled, swept or not; a metric too, shown or not.
     summary_lib.read(root, "loss", labels={"train.batch_size": "B", "accuracy": "acc"})
+
+
+@pytest.mark.usefixtures("standard_dtype_promotion")
+def test_cli_sweep_writes_labelled_tables(tmp_path, capsys):
+    experiment = _write_experiment(tmp_path, '{"optim.learning_rate": "$\\\\eta$", "loss": "MSE"}')
+    argv = [
+        "sweep", str(experiment.path), "--smoke", "--seeds", "2", "train.steps=3",
+        "--grid", "optim.learning_rate=1e-3,3e-3", "--sweep-dir", str(tmp_path / "s"),
+        "--no-progress",
+    ]  # fmt: skip
+    assert cli.main([*argv, "--label", "loss=test MSE", "--siunitx"]) == 0
+    root = tmp_path / "s"
+    assert json.loads((root / "sweep.json").read_text())["labels"] == {
+        "optim.learning_rate": "$\\eta$",
+        "loss": "MSE",
+    }
+    header = (root / "summary.md").read_text().splitlines()[0]
+    assert header.startswith("| $\\eta$ | finished | diverged | test MSE ↓ | [min, max] |")
+    assert "S[table-format=" in (root / "summary.tex").read_text()
+    capsys.readouterr()
+    # A finished sweep run again only rewrites its tables; a --label key must exist.
+    assert cli.main([*argv, "--label", "los=x"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unknown key 'los'" in out and "the sweep itself finished" in out
+    assert cli.main([*argv, "--label", "no equals sign"]) == 2
+    assert "expected KEY=TEXT" in " ".join(capsys.readouterr().out.split())
