@@ -4,7 +4,8 @@
     jaxrnn eval RUN_DIR [--split test|validation] [--step N]
     jaxrnn runs [ROOT]
     jaxrnn sweep [EXPERIMENT] [--grid key=v1,v2]... [--random key=dist:a,b --trials N]
-                 [--seeds N|a-b|a,b,c] [--max-group-size N] [--sweep-dir DIR] [key=value ...]
+                 [--seeds N|a-b|a,b,c] [--max-group-size N] [--sweep-dir DIR]
+                 [--label KEY=TEXT]... [--siunitx] [key=value ...]
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
     jaxrnn cite [RUN_OR_SWEEP_DIR] [--style bibtex|biblatex] [--cff CITATION.cff]
 
@@ -297,10 +298,31 @@ def cmd_cite(args) -> int:
     return 0
 
 
+def _labels(items: list[str]) -> dict[str, str]:
+    """``--label KEY=TEXT`` options as ``{key: text}`` (the keys are checked against the
+    sweep's config and metrics when its tables are written)."""
+    from jaxrnn.training.labels import label_problems
+
+    labels = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(
+                f"--label {item!r}: expected KEY=TEXT, a config key or a metric and its "
+                f"label, e.g. --label 'optim.learning_rate=learning rate'"
+            )
+        labels[key.strip()] = text
+    problems = label_problems(labels)
+    if problems:
+        raise ValueError("--label: " + "; ".join(problems))
+    return labels
+
+
 def cmd_sweep(args) -> int:
     from jaxrnn import sweep
 
     try:
+        labels = _labels(args.label)
         spec = sweep.load(
             args.experiment,
             args.overrides,
@@ -340,7 +362,15 @@ def cmd_sweep(args) -> int:
     if not done:
         return EXIT_INTERRUPTED
     if distributed.is_primary():  # one process writes the tables
-        sweep.summarize(sweep_dir)
+        try:
+            sweep.summarize(sweep_dir, labels=labels, siunitx=args.siunitx)
+        except ValueError as e:  # a --label key that names neither a config key nor a metric
+            return _error(
+                args,
+                e,
+                text=f"{e}; the sweep itself finished: run the same command with the --label "
+                f"corrected to write the tables (nothing is trained again)",
+            )
         console.print(f"summary: {sweep_dir / 'summary.md'}")
     return 0
 
@@ -456,6 +486,19 @@ def main(argv=None) -> int:
     sw.add_argument("--sweep-dir", help="sweep directory (default sweeps/<name>-<hash>)")
     sw.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     sw.add_argument("--no-progress", action="store_true", help="no live table")
+    sw.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=TEXT",
+        help="a column label for the summary tables, over the experiment's LABELS: a config "
+        "key or a metric, then its text ($...$ is math); repeatable",
+    )
+    sw.add_argument(
+        "--siunitx",
+        action="store_true",
+        help="summary.tex with siunitx S columns, aligned on the decimal marker",
+    )
     sw.set_defaults(func=cmd_sweep)
     # Overrides may follow options (`--workdir D key=value`), which argparse's
     # positionals do not allow; collect them from the leftovers.

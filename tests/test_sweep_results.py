@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from jaxrnn.cli import main
-from jaxrnn.sweep import plots
+from jaxrnn.sweep import plots, tables
 from jaxrnn.sweep import summary as summary_lib
 from jaxrnn.training import cite, rundir
 from jaxrnn.training import config as config_lib
@@ -219,17 +219,27 @@ def test_latex_has_booktabs_rules_escapes_and_bold_best(sweep):
     tex = (root / "summary.tex").read_text()
     rules = [tex.index(r) for r in (r"\toprule", r"\midrule", r"\bottomrule")]
     assert rules == sorted(rules)
-    assert r"optim.learning\_rate" in tex
+    # Labels for the raw keys, and each metric's direction (its objective's) as an arrow.
+    header = (
+        r"learning rate & clip norm & finished & diverged & test loss $\downarrow$ & [min, max]"
+    )
+    assert header + r" & test accuracy $\uparrow$ & [min, max] \\" in tex
     assert re.search(r"(?<!\\)_", tex) is None  # every underscore escaped
-    assert r"loss (mean$\pm$std)" in tex and r"\textbackslash" not in tex  # not over-escaped
+    assert r"\textbackslash" not in tex  # not over-escaped
+    # A label's special characters are escaped too (its $...$ would be kept as math).
+    labelled = summary_lib.latex(s._replace(labels={"optim.clip_norm": "clip_norm & 100%"}))
+    assert r"learning rate & clip\_norm \& 100\% & finished" in labelled
     body = tex[tex.index(r"\toprule") : tex.index(r"\bottomrule")]
     rows = [ln for ln in body.splitlines() if ln.endswith(r"\\")]
     assert len(rows) == 1 + len(s.settings)
     assert {ln.count("&") for ln in rows} == {len(s.swept) + 1 + 2 * len(s.metrics)}
     best, other = rows[1], rows[2]
     assert best.count(r"\textbf{") == best.count("&") + 1 and r"\textbf" not in other
-    mean = s.settings[0].stats["loss"].mean
-    assert f"{mean:.4g}" in best
+    st = s.settings[0].stats["loss"]
+    r = tables.round_measurement(st.mean, st.std)  # rounding: tests/test_sweep_tables.py
+    assert rf"\textbf{{\boldmath ${r.mean} \pm {r.std}$}}" in best
+    # Rounded by its std: within half a unit of the last place shown.
+    assert abs(float(r.mean) - st.mean) <= 0.5 * 10.0**r.place
 
 
 def test_markdown_table_shape_and_bold_best(sweep):
@@ -240,8 +250,11 @@ def test_markdown_table_shape_and_bold_best(sweep):
     assert len({ln.count("|") for ln in table}) == 1
     assert table[2].count("**") == 2 * (table[2].count("|") - 1)
     assert "**" not in table[3]
+    assert table[0].startswith("| learning rate | clip norm | finished | diverged | test loss ↓ |")
     st = s.settings[1].stats["accuracy"]
-    assert f"{st.mean:.4g} ± {st.std:.4g}" in table[3]
+    r = tables.round_measurement(st.mean, st.std)
+    assert f"| {r.mean} ± {r.std} |" in table[3]
+    assert abs(float(r.std) - st.std) <= 0.5 * 10.0**r.place
     assert "2/3" in table[3]  # finished / members
     assert "sample std (ddof = 1" in lines[-1]
 

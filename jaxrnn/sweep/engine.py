@@ -30,7 +30,8 @@ split groups, which is always correct, if slower.
 A sweep directory::
 
     sweep.json                      the spec, the experiment (name, path, sha256), the
-                                    members (id, overrides, config hash, group), versions
+                                    members (id, overrides, config hash, group), versions,
+                                    the experiment's CITATION and LABELS (for the tables)
     members/<id>/                   a run directory per member (config.json, metrics.jsonl,
                                     status.json, checkpoints/, loss.png, ...)
 
@@ -56,7 +57,7 @@ from jaxrnn.sweep.spec import Member, Spec
 from jaxrnn.training import config as config_lib
 from jaxrnn.training import distributed, liveness, rundir
 from jaxrnn.training.cite import current_versions
-from jaxrnn.training.experiment import Experiment, citation
+from jaxrnn.training.experiment import Experiment, citation, labels
 from jaxrnn.training.loop import Member as RunMember
 from jaxrnn.training.loop import Stop, build, run_group
 from jaxrnn.training.progress import Board
@@ -169,6 +170,7 @@ def _write_sweep_json(
         "config": spec.config if spec else experiment.name,
         "experiment": rundir.identity(experiment),
         "citation": citation(experiment),
+        "labels": labels(experiment),
         "schema_version": rundir.SCHEMA_VERSION,
         "base_overrides": list(spec.base_overrides) if spec else [],
         "grid": spec.grid if spec else {},

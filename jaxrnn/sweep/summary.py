@@ -20,8 +20,9 @@ the sweep engine writes::
     SWEEP_DIR/members/<id>/metrics.jsonl  {"kind": "train"|"eval"|"test", "step", "loss", ...}
     SWEEP_DIR/members/<id>/status.json    {"status", "step", "final": {test metrics}, ...}
 
-and writes ``summary.md``, ``summary.csv``, ``summary.tex`` (``booktabs``),
-``plots/`` (:mod:`jaxrnn.sweep.plots`) and ``CITATION.bib`` (:mod:`jaxrnn.training.cite`:
+and writes ``summary.md``, ``summary.csv``, ``summary.tex`` (``booktabs``; rounding,
+labels and the LaTeX options in :mod:`jaxrnn.sweep.tables`), ``plots/``
+(:mod:`jaxrnn.sweep.plots`) and ``CITATION.bib`` (:mod:`jaxrnn.training.cite`:
 jaxrnn with the versions used, and the data set where the experiment names it).
 
 References:
@@ -29,15 +30,31 @@ References:
   Fear, S. (2005), booktabs: publication-quality tables in LaTeX (CTAN).
 """
 
-import csv
-import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from jaxrnn.sweep.tables import csv_text, latex, markdown, records
+from jaxrnn.training.labels import label_problems
+
+__all__ = [  # the tables are written by jaxrnn.sweep.tables, and named here too
+    "Member",
+    "Setting",
+    "Stats",
+    "Summary",
+    "csv_text",
+    "latex",
+    "markdown",
+    "read",
+    "records",
+    "setting_of",
+    "stats",
+    "summarize",
+]
 
 
 class Stats(NamedTuple):
@@ -91,6 +108,10 @@ class Summary(NamedTuple):
       best: index into ``settings`` of the best setting (None: none finished).
       members: every member, read back (for plots).
       random: the sweep's random-search spec (``sweep.json``), for plot scales.
+      directions: ``{metric: "min" | "max"}`` as the objective declares them
+        (``status.json``); empty for a sweep that did not record them.
+      labels: ``{key or metric: text}`` for the tables: the experiment's ``LABELS``
+        (``sweep.json``), then those given to :func:`read`.
     """
 
     swept: tuple[str, ...]
@@ -101,6 +122,8 @@ class Summary(NamedTuple):
     best: int | None
     members: tuple[Member, ...]
     random: dict[str, Any]
+    directions: dict[str, str]
+    labels: dict[str, str]
 
 
 def _read_json(path: Path) -> Any:
@@ -164,16 +187,27 @@ def _choose_metrics(members: Sequence[Member], metrics, best_metric: str) -> tup
     return metrics
 
 
-def read(sweep_dir: str | Path, metrics: Sequence[str] | str | None = None) -> Summary:
+def read(
+    sweep_dir: str | Path,
+    metrics: Sequence[str] | str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Summary:
     """Read a sweep directory and compute its :class:`Summary` (writes nothing).
 
     Args:
       sweep_dir: the directory ``jaxrnn sweep`` wrote (layout in the module doc).
       metrics: test metrics to summarise; None: every one the finished
         members report, ``train.best_metric`` first.
+      labels: ``{key: text}`` column labels for the tables, over the experiment's
+        ``LABELS``: a config key as in an override (``optim.learning_rate``) or a
+        metric (``loss``); see :mod:`jaxrnn.sweep.tables`.
 
     Returns:
       The :class:`Summary`.
+
+    Raises:
+      ValueError: an unknown metric, or a label for a key that is neither a config
+        key nor a metric of the sweep (naming it).
     """
     sweep_dir = Path(sweep_dir)
     spec = _read_json(sweep_dir / "sweep.json")
@@ -215,6 +249,9 @@ def read(sweep_dir: str | Path, metrics: Sequence[str] | str | None = None) -> S
         {},
     )
     mode = directions.get(best_metric, "min")
+    problems = label_problems(labels or {}, config, {*directions, *metrics})
+    if problems:
+        raise ValueError("labels: " + "; ".join(problems))
     ranked = [
         i
         for i, s in enumerate(settings)
@@ -223,132 +260,26 @@ def read(sweep_dir: str | Path, metrics: Sequence[str] | str | None = None) -> S
     sign = 1.0 if mode == "min" else -1.0
     best = min(ranked, key=lambda i: sign * settings[i].stats[best_metric].mean, default=None)
     return Summary(
-        swept, metrics, best_metric, mode, tuple(settings), best, members, spec.get("random") or {}
+        swept,
+        metrics,
+        best_metric,
+        mode,
+        tuple(settings),
+        best,
+        members,
+        spec.get("random") or {},
+        directions,
+        {**(spec.get("labels") or {}), **(labels or {})},
     )
-
-
-# ------------------------------------------------------------------------- tables
-
-
-def records(summary: Summary) -> list[dict[str, Any]]:
-    """The summary as flat rows (the CSV): swept keys, counts, per metric mean/std/min/max/n."""
-    rows = []
-    for i, s in enumerate(summary.settings):
-        row = {key: s.overrides.get(key) for key in summary.swept}
-        row.update(
-            n_members=len(s.members),
-            n_finished=s.n_finished,
-            n_diverged=s.n_diverged,
-            best=i == summary.best,
-        )
-        for metric in summary.metrics:
-            row.update({f"{metric}_{k}": v for k, v in s.stats[metric]._asdict().items()})
-        rows.append(row)
-    return rows
-
-
-class _Style(NamedTuple):
-    """How a display table differs between Markdown and LaTeX; the row logic is shared."""
-
-    text: Any  # str -> str: escape a literal
-    pm: str
-    dash: str
-    bold: Any  # str -> str
-
-
-_MARKDOWN = _Style(lambda s: s.replace("|", r"\|"), " ± ", "–", lambda s: f"**{s}**")
-_LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-_LATEX = _Style(
-    lambda s: "".join(_LATEX_SPECIALS.get(c, c) for c in s),
-    r" $\pm$ ",
-    "--",
-    lambda s: rf"\textbf{{{s}}}",
-)
-
-
-def _display(summary: Summary, style: _Style) -> tuple[list[str], list[list[str]]]:
-    """Header and body cells of the Markdown/LaTeX table (already escaped, best in bold)."""
-
-    def num(x):
-        return style.dash if not math.isfinite(x) else f"{x:.4g}"
-
-    header = [style.text(k) for k in summary.swept] + ["finished", "diverged"]
-    for metric in summary.metrics:
-        header += [f"{style.text(metric)} (mean{style.pm.strip()}std)", "[min, max]"]
-    body = []
-    for i, s in enumerate(summary.settings):
-        cells = [style.text(_value(s.overrides.get(k))) for k in summary.swept]
-        cells += [f"{s.n_finished}/{len(s.members)}", str(s.n_diverged)]
-        for metric in summary.metrics:
-            st = s.stats[metric]
-            cells += [f"{num(st.mean)}{style.pm}{num(st.std)}", f"[{num(st.min)}, {num(st.max)}]"]
-        body.append([style.bold(c) for c in cells] if i == summary.best else cells)
-    return header, body
-
-
-def _value(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _caption(summary: Summary) -> str:
-    if summary.best is None:
-        best = "no setting finished"
-    else:
-        s = summary.settings[summary.best]
-        where = ", ".join(f"{k}={_value(v)}" for k, v in s.overrides.items()) or "(the only one)"
-        best = f"best ({summary.best_mode} mean {summary.best_metric}): {where}"
-    return (
-        "Test metrics per setting (each member scored once, with its params chosen on "
-        "validation) over its finished seeds: mean ± sample std (ddof = 1, n = finished), "
-        f"[min, max]; diverged members are not averaged. {best}."
-    )
-
-
-def markdown(summary: Summary) -> str:
-    """The summary as a Markdown table with a caption line (best setting in bold)."""
-    header, body = _display(summary, _MARKDOWN)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines) + "\n\n" + _caption(summary) + "\n"
-
-
-def latex(summary: Summary) -> str:
-    """The summary as a LaTeX ``booktabs`` table (needs ``\\usepackage{booktabs}``)."""
-    header, body = _display(summary, _LATEX)
-    caption = _LATEX.text(_caption(summary)).replace("±", r"$\pm$")
-    cols = "l" * len(summary.swept) + "rr" + "rr" * len(summary.metrics)
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\begin{{tabular}}{{{cols}}}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-        r"\midrule",
-        *(" & ".join(row) + r" \\" for row in body),
-        r"\bottomrule",
-        r"\end{tabular}",
-        rf"\caption{{{caption}}}",
-        r"\end{table}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def csv_text(summary: Summary) -> str:
-    """The :func:`records` as CSV; floats written with ``repr`` so they parse back exactly."""
-    rows = records(summary)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def summarize(
-    sweep_dir: str | Path, metrics: Sequence[str] | str | None = None, *, plots: bool = True
+    sweep_dir: str | Path,
+    metrics: Sequence[str] | str | None = None,
+    *,
+    plots: bool = True,
+    labels: Mapping[str, str] | None = None,
+    siunitx: bool = False,
 ) -> Summary:
     """Summarise a finished (or partly finished) sweep and write its tables, plots and BibTeX.
 
@@ -359,21 +290,27 @@ def summarize(
       sweep_dir: the sweep directory (layout in the module doc).
       metrics: test metrics to summarise; None: all, ``train.best_metric`` first.
       plots: also draw the learning curves and metric-vs-hyperparameter plots.
+      labels: column labels over the experiment's ``LABELS`` (see :func:`read`).
+      siunitx: ``summary.tex`` with ``siunitx`` ``S`` columns (see
+        :func:`jaxrnn.sweep.tables.latex`).
 
     Returns:
       The :class:`Summary` the tables show.
 
+    Raises:
+      ValueError: an unknown metric or label key (see :func:`read`).
+
     Example:
-      >>> s = summarize("runs/sweep-adding")
+      >>> s = summarize("runs/sweep-adding", labels={"optim.learning_rate": r"$\\eta$"})
       >>> s.settings[s.best].overrides, s.settings[s.best].stats["loss"].mean
     """
     from jaxrnn.training import cite
 
     sweep_dir = Path(sweep_dir)
-    summary = read(sweep_dir, metrics)
+    summary = read(sweep_dir, metrics, labels)
     (sweep_dir / "summary.md").write_text(markdown(summary))
     (sweep_dir / "summary.csv").write_text(csv_text(summary))
-    (sweep_dir / "summary.tex").write_text(latex(summary))
+    (sweep_dir / "summary.tex").write_text(latex(summary, siunitx=siunitx))
     if plots:
         from jaxrnn.sweep import plots as plots_lib
 

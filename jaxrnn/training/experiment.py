@@ -12,12 +12,19 @@ An experiment file declares its pieces as module-level functions::
     generate(config, model, data, params, prompt, length, key, *, temperature, top_k) -> str
                                                      # optional: text for ``jaxrnn sample``
     CITATION = "@article{...}"                       # optional: the data set's BibTeX
+    LABELS = {"optim.learning_rate": "learning rate", "loss": "test MSE"}
+                                                     # optional: sweep-table labels
 
 (see :mod:`jaxrnn.tasks` for ``Stream``, ``Dataset``, ``Objective`` and ``Baseline``).
 ``jaxrnn train path/to/file.py key=value ...`` and ``jaxrnn sweep path/to/file.py
 ...`` then run it; :func:`jaxrnn.training.train` does the same from Python. The
 file's docstring opens with the command that runs it and the result it should
 give; ``smoke=True`` shrinks it to a run of seconds for tests (big_vision style).
+
+``LABELS`` names the columns of a sweep's tables (:mod:`jaxrnn.sweep.tables`): each
+key is a config key as an override writes it, or a metric of the objective; each
+value is plain text, ``$...$`` for math. It is checked with the other pieces, before
+any compute: a key that is neither is an error naming it.
 
 ``get_data`` is called once per group of sweep members (they share every data
 setting), ``get_model`` once per member (each is initialised from its own config)
@@ -57,7 +64,8 @@ from jaxrnn.cells.base import describe
 from jaxrnn.tasks.baselines import Baseline
 from jaxrnn.tasks.data import Dataset, Stream, shapes
 from jaxrnn.tasks.objectives import Objective, check_directions, directions
-from jaxrnn.training.config import Config, ConfigError
+from jaxrnn.training.config import Config, ConfigError, to_dict
+from jaxrnn.training.labels import label_problems
 from jaxrnn.training.overrides import apply_overrides
 
 DEFAULT = "adding_lstm"
@@ -74,6 +82,7 @@ OPTIONAL = {
     "generate": "generate(config, model, data, params, prompt, length, key, *, temperature, "
     "top_k) -> str",
     "CITATION": "CITATION: str (BibTeX)",
+    "LABELS": "LABELS: dict[str, str] (sweep-table labels: a config key or a metric -> text)",
 }
 
 
@@ -363,6 +372,22 @@ def citation(experiment: Experiment) -> str | None:
     return text
 
 
+def labels(experiment: Experiment) -> dict[str, str]:
+    """The file's ``LABELS`` (names for a sweep's table columns), ``{}`` where it
+    declares none; its keys are checked against the config and metrics by :func:`check`.
+
+    Raises:
+      ExperimentError: it is no ``{str: str}``, or a text has an unpaired ``$``.
+    """
+    value = getattr(experiment.module, "LABELS", None)
+    if value is None:
+        return {}
+    problems = label_problems(value)
+    if problems:
+        raise experiment.fail("LABELS", "; ".join(problems))
+    return dict(value)
+
+
 def generator(experiment: Experiment) -> Callable | None:
     """The file's ``generate`` (text from a trained model, for ``jaxrnn sample``), or None."""
     return getattr(experiment.module, "generate", None)
@@ -375,8 +400,9 @@ def check(
 
     Draws the shapes of a training batch, of ``model.init(key)`` and of the loss at
     training and at evaluation (``jax.eval_shape``), and checks what the runner
-    needs: a scalar loss, scalar metrics, a direction for every metric, and
-    ``train.best_metric`` among the evaluation metrics.
+    needs: a scalar loss, scalar metrics, a direction for every metric,
+    ``train.best_metric`` among the evaluation metrics, and the keys of ``LABELS``
+    among the config's keys and the metrics.
 
     Returns:
       ``{metric: "min" | "max"}``, every metric's direction (``loss`` included).
@@ -449,4 +475,7 @@ def check(
             f"reports, one of {', '.join(sorted(evaluated))}"
             + (f" (did you mean {close[0]!r}?)" if close else "")
         )
+    problems = label_problems(labels(experiment), to_dict(config), declared)
+    if problems:
+        raise experiment.fail("LABELS", "; ".join(problems))
     return declared
