@@ -1,7 +1,11 @@
 """Conversion to and from other frameworks' recurrent networks.
 
 * :mod:`jaxrnn.interop.torch` — PyTorch ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM``.
+* :mod:`jaxrnn.interop.flax` — Flax's ``LSTMCell`` / ``GRUCell`` / ``SimpleCell``
+  (linen and NNX) converted both ways, jaxrnn cells inside ``nn.RNN`` / ``nnx.RNN``,
+  and Flax cells under :func:`jaxrnn.scan`.
 
-Each submodule imports its framework lazily, inside the functions that need it,
-so ``import jaxrnn.interop.torch`` works without PyTorch installed.
+PyTorch is optional: :mod:`jaxrnn.interop.torch` imports it lazily, inside the
+functions that need it, so ``import jaxrnn.interop.torch`` works without PyTorch
+installed. Flax is one of jaxrnn's dependencies, imported at the top.
 """
