@@ -26,7 +26,7 @@ FLOORS = {
     "jaxrnn.combinators": 3,
     "jaxrnn.trees": 3,
     "jaxrnn.models": 4,
-    "jaxrnn.interop": 4,  # adapters of the cells and layers to PyTorch's modules
+    "jaxrnn.interop": 4,  # adapters of the cells and layers to PyTorch and Flax
     "jaxrnn.testing": 4,  # check_cell, check_tree_cell: above the rollout and trees they check
     "jaxrnn.tasks": 5,
     "jaxrnn.training": 6,
