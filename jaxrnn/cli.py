@@ -119,6 +119,14 @@ def _failure(args, e: Exception, directory: Path, what: str = "run") -> int:
     return _error(args, e)
 
 
+def _check_views(args) -> None:
+    """``--wandb`` without W&B installed: refused before anything runs (ValueError)."""
+    if args.wandb:
+        from jaxrnn.training import events
+
+        events.check_wandb()
+
+
 def cmd_train(args) -> int:
     from jaxrnn.training import experiment as experiment_lib
     from jaxrnn.training import rundir, runs
@@ -126,6 +134,7 @@ def cmd_train(args) -> int:
     if args.extend:
         return _extend(args)
     try:
+        _check_views(args)
         experiment = experiment_lib.load(args.experiment)
         cfg = experiment_lib.get_config(experiment, args.overrides, smoke=args.smoke)
     except USER_ERRORS as e:
@@ -140,6 +149,7 @@ def cmd_train(args) -> int:
             smoke=args.smoke,
             progress=not args.no_progress,
             echo=console.print,
+            wandb=args.wandb,
         )
     except USER_ERRORS as e:
         return _failure(args, e, workdir)
@@ -159,7 +169,11 @@ def _extend(args) -> int:
         )
     try:
         results = runs.extend(
-            args.extend, args.overrides, progress=not args.no_progress, echo=console.print
+            args.extend,
+            args.overrides,
+            progress=not args.no_progress,
+            echo=console.print,
+            wandb=args.wandb,
         )
     except USER_ERRORS as e:
         return _failure(args, e, Path(args.extend))
@@ -322,6 +336,7 @@ def cmd_sweep(args) -> int:
     from jaxrnn import sweep
 
     try:
+        _check_views(args)
         labels = _labels(args.label)
         spec = sweep.load(
             args.experiment,
@@ -352,6 +367,7 @@ def cmd_sweep(args) -> int:
             progress=not args.no_progress,
             spec=spec,
             echo=console.print,
+            wandb=args.wandb,
         )
     except USER_ERRORS as e:
         return _failure(args, e, sweep_dir, "sweep")
@@ -400,6 +416,7 @@ def main(argv=None) -> int:
     debug_help = "on an error, show its traceback instead of one line"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     # --debug after the command too; SUPPRESS: absent there, it keeps the value given before.
+    wandb_help = "also log to W&B, offline, under each run directory (jaxrnn[wandb])"
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -425,6 +442,7 @@ def main(argv=None) -> int:
     )
     train.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--wandb", action="store_true", help=wandb_help)
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser(
         "eval", parents=[compiles], help="evaluate a run (or a sweep member) at its chosen step"
@@ -486,6 +504,7 @@ def main(argv=None) -> int:
     sw.add_argument("--sweep-dir", help="sweep directory (default sweeps/<name>-<hash>)")
     sw.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     sw.add_argument("--no-progress", action="store_true", help="no live table")
+    sw.add_argument("--wandb", action="store_true", help=wandb_help)
     sw.add_argument(
         "--label",
         action="append",

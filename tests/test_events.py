@@ -1,11 +1,15 @@
 """TensorBoard event files beside metrics.jsonl (jaxrnn.training.events), read back with
 the tensorboard package's own reader (the oracle: what TensorBoard itself would show)."""
 
+import importlib.util
 import json
 import shutil
+import struct
 import subprocess
 import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +128,156 @@ def test_tensorboardx_is_imported_without_torch():
     code += "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- W&B, offline -------------------------------------------------------------------
+
+
+def _wandb_records(offline_run: Path) -> list:
+    """The records of a W&B offline run file (``run-<id>.wandb``), read as W&B writes them:
+    a LevelDB-log stream (32 KiB blocks of chunks: crc32 u32, length u16, type u8) after a
+    7-byte header, each record a ``wandb_internal_pb2.Record``. (wandb 0.31 has no Python
+    reader of its own any more: the store moved to its Go core.)"""
+    from wandb.proto import wandb_internal_pb2
+
+    [path] = offline_run.glob("run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    records, chunks, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:  # zero padding
+            pos += left
+            continue
+        chunks += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL, or LAST of FIRST/MIDDLE/LAST
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            records.append(record)
+            chunks = b""
+    return records
+
+
+def _key(item) -> str:
+    """A W&B record item's key (a key with "/" in it is stored as ``nested_key``)."""
+    return item.key or "/".join(item.nested_key)
+
+
+def _wandb_finished_records(offline_run: Path, timeout: float = 60.0) -> list:
+    """The records once the file ends with W&B's ``exit`` record: W&B's core process
+    writes it asynchronously, and may still be writing when ``finish()`` has returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _wandb_records(offline_run)
+        if records and records[-1].WhichOneof("record_type") == "exit":
+            return records
+        assert time.monotonic() < deadline, f"{offline_run}: no exit record in {timeout} s"
+        time.sleep(0.2)
+
+
+def _wandb_view(offline_run: Path) -> tuple[str, dict, dict, dict, dict]:
+    """(run id, {step: {tag: value}} of the history, the summary's test metrics, config,
+    {step: the loss plot's image record})."""
+    history, summary, config, run_id = {}, {}, {}, None
+    for record in _wandb_finished_records(offline_run):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run_id = record.run.run_id
+            config.update({_key(i): json.loads(i.value_json) for i in record.run.config.update})
+        elif kind == "history":
+            row = {_key(i): json.loads(i.value_json) for i in record.history.item}
+            history[row.pop("_step")] = {k: v for k, v in row.items() if not k.startswith("_")}
+        elif kind == "summary":
+            summary.update({_key(i): json.loads(i.value_json) for i in record.summary.update})
+    images = {}  # the loss plot, logged as "loss": stored flattened, "loss/_type", ...
+    for step, row in history.items():
+        for key in [k for k in row if k.startswith("loss/")]:
+            images.setdefault(step, {})[key[5:]] = row.pop(key)
+    test = {k: v for k, v in summary.items() if k.startswith("test/")}
+    config.pop("_wandb", None)  # W&B's own
+    return run_id, history, test, config, images
+
+
+def _jsonl_rows(directory: Path, after: int = 0) -> tuple[dict, dict]:
+    """metrics.jsonl as W&B should hold it: ({step: {tag: value}} of train and validation
+    records past ``after``, {test tag: value})."""
+    history, test = {}, {}
+    for record in rundir.read_log(directory / rundir.LOG):
+        split = record.get("split", record["kind"])
+        numbers = {
+            f"{split}/{k}": v
+            for k, v in record.items()
+            if k not in ("kind", "split", "step") and isinstance(v, int | float)
+        }
+        if record["kind"] == "test":
+            test.update(numbers)
+        elif record["step"] > after:
+            history.setdefault(record["step"], {}).update(numbers)
+    return history, test
+
+
+def test_wandb_offline_holds_every_record_and_a_resume_continues_the_same_run(tmp_path):
+    workdir = tmp_path / "run"
+    train = lambda: training.train(  # noqa: E731
+        "adding_lstm", SMALL, smoke=True, workdir=workdir, echo=_quiet, wandb=True
+    )
+    train()
+    [first] = (workdir / "wandb").glob("offline-run-*")
+    run_id, history, summary, config, images = _wandb_view(first)
+    want_history, want_test = _jsonl_rows(workdir)
+    assert history == want_history  # every train and validation number, exactly
+    assert summary == want_test and "test/loss" in summary
+    assert config == json.loads((workdir / "config.json").read_text())
+    assert list(images) == [20] and images[20]["_type"] == "image-file"
+    # Killed after step 20 but before its final checkpoint: resumed from 10.
+    shutil.rmtree(workdir / "checkpoints" / "20")
+    rundir.write_status(workdir, "interrupted", step=10, last_checkpoint=10)
+    train()
+    [second] = set((workdir / "wandb").glob("offline-run-*")) - {first}
+    again, resumed, summary, _, _ = _wandb_view(second)
+    assert again == run_id  # the same W&B run, continued
+    want_history, want_test = _jsonl_rows(workdir, after=10)
+    assert resumed == want_history and summary == want_test
+
+
+def test_wandb_missing_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from jaxrnn import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    workdir = tmp_path / "run"
+    argv = ["train", "adding_lstm", "--smoke", "--wandb", "--workdir", str(workdir)]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "pip install 'jaxrnn[wandb]'" in capsys.readouterr().out
+    assert not workdir.exists()
+    with pytest.raises(ValueError, match="jaxrnn\\[wandb\\]"):
+        training.train("adding_lstm", SMALL, smoke=True, workdir=workdir, wandb=True)
+
+
+def test_a_failing_wandb_warns_once_and_the_run_goes_on(tmp_path, monkeypatch):
+    import wandb
+
+    calls = []
+
+    def broken(self, *args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("wandb-core exited")
+
+    monkeypatch.setattr(wandb.Run, "log", broken)
+    workdir = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = training.train(
+            "adding_lstm", SMALL, smoke=True, workdir=workdir, echo=_quiet, wandb=True
+        )
+    dropped = [w for w in caught if "W&B records are no longer written" in str(w.message)]
+    assert len(dropped) == 1 and "wandb-core exited" in str(dropped[0].message)
+    assert len(calls) == 1 and result["status"] == "finished"
+    assert list(workdir.glob("events.out.tfevents.*"))  # TensorBoard unaffected

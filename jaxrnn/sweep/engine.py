@@ -193,6 +193,7 @@ def run(
     progress: bool = True,
     spec: Spec | None = None,
     echo: Callable[[str], None] = print,
+    wandb: bool = False,
 ) -> dict[str, dict]:
     """Train every member of a sweep in ``sweep_dir``, resuming what a killed sweep left.
 
@@ -206,6 +207,7 @@ def run(
       progress: show a live table of every member.
       spec: the spec to record in ``sweep.json`` (grid, random, seeds, ...).
       echo: where messages go.
+      wandb: also log each member to a W&B run, offline, grouped by the sweep.
 
     Returns:
       ``{member id: {"status", "step", "chosen_step", **test metrics, "baseline"}}``;
@@ -247,5 +249,8 @@ def run(
                 RunMember(m.id, m.config, member_dir(sweep_dir, m.id), _setting(m))
                 for m in group.members
             ]
-            results.update(run_group(experiment, run_members, stop=stop, board=board, echo=echo))
+            outcome = run_group(
+                experiment, run_members, stop=stop, board=board, echo=echo, wandb=wandb
+            )
+            results.update(outcome)
     return {m.id: results[m.id] for m in members}

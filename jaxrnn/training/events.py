@@ -1,4 +1,4 @@
-"""TensorBoard event files beside ``metrics.jsonl``, written through tensorboardX.
+"""TensorBoard event files beside ``metrics.jsonl`` (tensorboardX), and W&B offline runs.
 
 Every record a run logs (:mod:`jaxrnn.training.loop`) is also written as scalars
 tagged ``<split>/<metric>`` at its step: ``train/loss``, ``train/steps_per_s``,
@@ -17,14 +17,29 @@ checkpoint, as the loop truncates ``metrics.jsonl`` there. (An extended run,
 ``jaxrnn train --extend``, keeps its earlier ``test/`` points in TensorBoard, where
 ``metrics.jsonl`` keeps the last test record only.)
 
+**Weights & Biases**, optional (``pip install 'jaxrnn[wandb]'``, then ``jaxrnn train
+--wandb`` or ``run_group(..., wandb=True)``): the same records go to a W&B run in
+*offline* mode under ``<run directory>/wandb/``, which ``wandb sync`` uploads later (no
+network at run time). Train and validation records are logged at their step, the test
+metrics into the run's summary (their step, the chosen one, may lie before the last
+logged one, and W&B keeps steps increasing), the config as the run's config, the loss
+plot as an image. The W&B run's id is fixed by the run directory, so a resumed run
+continues the same W&B run; a sweep's members form a group named after the sweep. W&B
+drops a step it has seen, so a resume logs only the steps past what the killed process
+logged, which a bit-exact resume recomputes identically anyway.
+
 A failure to write (a full disk, a broken install) never stops a run: it warns
-once, and the run goes on with its JSONL log alone.
+once per writer, and the run goes on with its JSONL log alone.
 
 References:
   tensorboardX, ``SummaryWriter`` (``purge_step``): https://tensorboardx.readthedocs.io/
+  W&B, ``wandb.init`` (``mode="offline"``, ``id``, ``resume``, ``group``):
+  https://docs.wandb.ai/ref/python/init/
 """
 
 import contextlib
+import hashlib
+import importlib.util
 import json
 import sys
 import warnings
@@ -33,6 +48,19 @@ from pathlib import Path
 
 # Not numbers of a record: what it is, and where.
 _LABELS = ("kind", "split", "step")
+
+
+WANDB_MISSING = "--wandb: W&B is not installed; pip install 'jaxrnn[wandb]'"
+
+
+def check_wandb() -> None:
+    """Raise before any compute when W&B is asked for and not installed.
+
+    Raises:
+      ValueError: naming the ``pip install`` line.
+    """
+    if importlib.util.find_spec("wandb") is None:
+        raise ValueError(WANDB_MISSING)
 
 
 def _tensorboardx():
@@ -52,22 +80,31 @@ def _tensorboardx():
 
 
 class Events:
-    """A run directory's TensorBoard events; a context manager that closes them.
+    """A run directory's TensorBoard events (and W&B run); a context manager that closes them.
 
     Args:
       directory: the run directory (or sweep member's), where the event file goes.
       start: the step the run starts or resumes from (events after it are purged).
       config: the resolved config, written as text.
       enabled: write anything at all (only process 0 of a multi-process run writes).
+      wandb: also log to a W&B run in offline mode (see the module docstring).
     """
 
     def __init__(
-        self, directory: Path, start: int, config: Mapping | None = None, enabled: bool = True
+        self,
+        directory: Path,
+        start: int,
+        config: Mapping | None = None,
+        enabled: bool = True,
+        wandb: bool = False,
     ):
         self.directory = Path(directory)
         self._writer = None
+        self._wandb = None
         if enabled:
             self._guarded(lambda: self._open(start, config))
+            if wandb:
+                self._guarded(lambda: self._open_wandb(config), "_wandb")
 
     def _open(self, start: int, config: Mapping | None) -> None:
         writer = _tensorboardx().SummaryWriter(
@@ -85,42 +122,78 @@ class Events:
             # Indented four spaces: TensorBoard renders text as Markdown, this as code.
             writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
 
+    def _open_wandb(self, config: Mapping | None) -> None:
+        import wandb
+
+        where = self.directory.resolve()
+        members = where.parent
+        self._wandb = wandb.init(
+            dir=str(where),
+            mode="offline",
+            project=(config or {}).get("name", "jaxrnn"),
+            name=where.name,
+            group=members.parent.name if members.name == "members" else None,
+            config=dict(config or {}),
+            # One W&B run per run directory, continued by a resume.
+            id=hashlib.sha256(str(where).encode()).hexdigest()[:16],
+            resume="allow",
+            reinit="create_new",  # a sweep's group logs several runs at once
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+
     def write(self, record: Mapping) -> None:
         """One record of ``metrics.jsonl``: each number as ``<split or kind>/<key>``."""
-        if self._writer is None:
-            return
         split = record.get("split", record["kind"])
+        numbers = {
+            f"{split}/{key}": value
+            for key, value in record.items()
+            if key not in _LABELS and isinstance(value, int | float)
+        }
+        if self._writer is not None:
 
-        def scalars():
-            for key, value in record.items():
-                if key not in _LABELS and isinstance(value, int | float):
-                    self._writer.add_scalar(f"{split}/{key}", value, record["step"])
+            def scalars():
+                for tag, value in numbers.items():
+                    self._writer.add_scalar(tag, value, record["step"])
 
-        self._guarded(scalars)
+            self._guarded(scalars)
+        if self._wandb is not None:
+            if record["kind"] == "test":
+                self._guarded(lambda: self._wandb.summary.update(numbers), "_wandb")
+            else:
+                self._guarded(lambda: self._wandb.log(numbers, step=record["step"]), "_wandb")
 
     def image(self, tag: str, png: Path, step: int) -> None:
         """A PNG file (the loss plot) as an image at ``step``."""
-        if self._writer is None:
-            return
+        if self._writer is not None:
 
-        def add():
-            import matplotlib.image
+            def add():
+                import matplotlib.image
 
-            pixels = matplotlib.image.imread(png)[..., :3]  # RGBA floats in [0, 1] -> RGB
-            self._writer.add_image(tag, pixels, step, dataformats="HWC")
+                pixels = matplotlib.image.imread(png)[..., :3]  # RGBA floats in [0, 1] -> RGB
+                self._writer.add_image(tag, pixels, step, dataformats="HWC")
 
-        self._guarded(add)
+            self._guarded(add)
+        if self._wandb is not None:
+            import wandb
 
-    def _guarded(self, write: Callable[[], None]) -> None:
+            self._guarded(
+                lambda: self._wandb.log({tag: wandb.Image(str(png))}, step=step), "_wandb"
+            )
+
+    def _guarded(self, write: Callable[[], None], writer: str = "_writer") -> None:
+        """Run ``write``; on any failure drop that writer (``_writer``: TensorBoard,
+        ``_wandb``: W&B) with one warning."""
         try:
             write()
-        except Exception as error:  # of any kind: TensorBoard is a view, never the record
-            writer, self._writer = self._writer, None
-            if writer is not None:
+        except Exception as error:  # of any kind: these are views, never the record
+            dropped = getattr(self, writer)
+            setattr(self, writer, None)
+            if dropped is not None:
                 with contextlib.suppress(Exception):
-                    writer.close()
+                    dropped.close() if writer == "_writer" else dropped.finish()
+            what = "TensorBoard events" if writer == "_writer" else "W&B records"
             warnings.warn(
-                f"{self.directory}: TensorBoard events are no longer written "
+                f"{self.directory}: {what} are no longer written "
                 f"({type(error).__name__}: {error}); metrics.jsonl holds every record",
                 stacklevel=3,
             )
@@ -129,6 +202,9 @@ class Events:
         if self._writer is not None:
             self._guarded(self._writer.close)
             self._writer = None
+        if self._wandb is not None:
+            self._guarded(self._wandb.finish, "_wandb")
+            self._wandb = None
 
     def __enter__(self):
         return self

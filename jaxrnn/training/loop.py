@@ -48,11 +48,11 @@ from jaxrnn.tasks.baselines import Baseline
 from jaxrnn.tasks.data import Dataset, Stream, eval_batches, shapes
 from jaxrnn.tasks.objectives import Objective, value
 from jaxrnn.training import distributed, liveness, rundir
+from jaxrnn.training import events as events_lib
 from jaxrnn.training import experiment as experiment_lib
 from jaxrnn.training import program as program_lib
 from jaxrnn.training.checkpoint import Checkpointer, Damaged
 from jaxrnn.training.config import Config, ConfigError, to_dict
-from jaxrnn.training.events import Events
 from jaxrnn.training.optim import make_optimizer, schedule
 from jaxrnn.training.progress import Board
 
@@ -174,6 +174,7 @@ def run_group(
     stop: Stop,
     board: Board,
     echo: Callable[[str], None] = print,
+    wandb: bool = False,
 ) -> dict[str, dict]:
     """Train a group of members (resuming what their directories hold) and score the test split.
 
@@ -184,23 +185,27 @@ def run_group(
       stop: the signal flag (SIGTERM/SIGINT).
       board: the progress display.
       echo: where messages go.
+      wandb: also log each member to a W&B run, offline (:mod:`jaxrnn.training.events`).
 
     Returns:
       ``{member id: {"status", "step", "chosen_step", **test metrics, "baseline"}}``;
       ``status`` is ``"finished"``, ``"diverged"`` or, after a signal, ``"interrupted"``.
 
     Raises:
-      ValueError: before any compute, for a directory that holds another run, a batch
-        size that does not split over the devices, or a piece of the experiment of the
-        wrong form; :class:`~jaxrnn.training.liveness.BusyError` (a ValueError) for a
-        directory that another live process trains.
+      ValueError: before any compute, for W&B asked for and not installed, a directory
+        that holds another run, a batch size that does not split over the devices, or a
+        piece of the experiment of the wrong form;
+        :class:`~jaxrnn.training.liveness.BusyError` (a ValueError) for a directory that
+        another live process trains.
     """
     with contextlib.ExitStack() as held:
-        return _run_group(experiment, members, stop, board, echo, held)
+        return _run_group(experiment, members, stop, board, echo, held, wandb)
 
 
-def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
+def _run_group(experiment, members, stop, board, echo, held, wandb) -> dict[str, dict]:
     """:func:`run_group`; ``held`` keeps the directories' locks and heartbeat until it returns."""
+    if wandb:
+        events_lib.check_wandb()
     for m in members:  # before anything, also before reporting a finished run again
         rundir.check(m.directory, m.config, experiment)
     statuses = [rundir.read_status(m.directory) for m in members]
@@ -275,7 +280,7 @@ def _run_group(experiment, members, stop, board, echo, held) -> dict[str, dict]:
     # Only process 0 logs; the others write the same records to nowhere.
     primary = distributed.is_primary()
     events = [
-        held.enter_context(Events(m.directory, start, to_dict(m.config), enabled=primary))
+        held.enter_context(events_lib.Events(m.directory, start, to_dict(m.config), primary, wandb))
         for m in members
     ]
     for i, m in enumerate(members):

@@ -40,6 +40,7 @@ def train(
     smoke: bool = False,
     progress: bool = False,
     echo: Callable[[str], None] = print,
+    wandb: bool = False,
 ) -> dict:
     """Train an experiment (or resume its run) and score its test split, as ``jaxrnn train``.
 
@@ -51,6 +52,7 @@ def train(
       smoke: the experiment's seconds-long mode.
       progress: draw a progress bar.
       echo: where messages go.
+      wandb: also log to a W&B run, offline (``pip install 'jaxrnn[wandb]'``).
 
     Returns:
       ``{"status", "step", "chosen_step", **test metrics, "baseline", "workdir"}``.
@@ -62,14 +64,15 @@ def train(
         experiment = experiment_lib.load(experiment)
     config = experiment_lib.get_config(experiment, overrides, smoke=smoke)
     directory = Path(workdir) if workdir is not None else rundir.default_dir(config, experiment)
-    return _run_one(experiment, config, directory, progress, echo)
+    return _run_one(experiment, config, directory, progress, echo, wandb)
 
 
-def _run_one(experiment, config: Config, directory: Path, progress: bool, echo) -> dict:
+def _run_one(experiment, config: Config, directory: Path, progress: bool, echo, wandb) -> dict:
     """Train (or resume) one run in ``directory`` through the single loop."""
     member = Member("run", config, directory)
     with Stop() as stop, Board([("run", "")], config.name, progress) as board:
-        outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo)["run"]
+        outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo, wandb=wandb)
+    outcome = outcome["run"]
     return {**outcome, "workdir": str(directory)}
 
 
@@ -92,6 +95,7 @@ def extend(
     *,
     progress: bool = False,
     echo: Callable[[str], None] = print,
+    wandb: bool = False,
 ) -> dict:
     """Continue a finished run from its final checkpoint to a larger ``train.steps``, as
     ``jaxrnn train --extend RUN_DIR train.steps=N``.
@@ -146,7 +150,7 @@ def extend(
             rundir.write_status(
                 directory, "interrupted", step=status["step"], last_checkpoint=status["step"]
             )
-        return _run_one(experiment, config, directory, progress, echo)
+        return _run_one(experiment, config, directory, progress, echo, wandb)
 
 
 class Run(NamedTuple):
