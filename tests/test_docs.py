@@ -19,6 +19,7 @@ import ast
 import importlib
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,8 +67,8 @@ def _undocumented_definitions():
 
 def _own_docstring(obj) -> str | None:
     doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
-    # typing.NamedTuple writes "Name(a, b)" when the class has no docstring.
-    if inspect.isclass(obj) and doc == f"{obj.__name__}({', '.join(getattr(obj, '_fields', ()))})":
+    # typing.NamedTuple writes "Name(a, b)" (or "Name(a,)") when the class has no docstring.
+    if inspect.isclass(obj) and isinstance(doc, str) and re.fullmatch(r"\w+\([\w, ]*\)", doc):
         return None
     return doc.strip() if isinstance(doc, str) and doc.strip() else None
 
