@@ -133,3 +133,14 @@ def test_the_site_builds_strict_and_offline(tmp_path):
     for page in site.rglob("*.html"):
         assert "fonts.googleapis.com" not in page.read_text(encoding="utf-8"), page
     shutil.rmtree(site)
+
+
+def test_the_experiment_tutorial_shows_the_readme_experiment():
+    """docs/tutorials/mackey_glass.py is the README's "Your own experiment" file, less its
+    unused ``import jax.numpy as jnp`` (which ruff refuses in a .py file)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    [block] = [b for b in blocks if b.startswith('"""jaxrnn train mackey_glass.py')]
+    block = block.replace("import jax.numpy as jnp\n", "")
+    tutorial = (ROOT / "docs" / "tutorials" / "mackey_glass.py").read_text(encoding="utf-8")
+    assert tutorial == block, "update docs/tutorials/mackey_glass.py from the README"
