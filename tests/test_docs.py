@@ -144,3 +144,12 @@ def test_the_experiment_tutorial_shows_the_readme_experiment():
     block = block.replace("import jax.numpy as jnp\n", "")
     tutorial = (ROOT / "docs" / "tutorials" / "mackey_glass.py").read_text(encoding="utf-8")
     assert tutorial == block, "update docs/tutorials/mackey_glass.py from the README"
+
+
+def test_every_public_module_has_a_place_in_the_api_reference():
+    """A new module (``jaxrnn.interop.flax``, say) needs its ``::: module`` line in docs/api."""
+    documented = set()
+    for page in (ROOT / "docs" / "api").glob("*.md"):
+        documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.M))
+    missing = [name for name, _ in _public_modules() if name not in documented]
+    assert missing == [], f"add `::: <module>` to the page of its package in docs/api: {missing}"
