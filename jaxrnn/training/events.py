@@ -199,6 +199,7 @@ class Events:
             )
 
     def close(self) -> None:
+        """Flush and close the event file; later records are dropped. Safe to call twice."""
         if self._writer is not None:
             self._guarded(self._writer.close)
             self._writer = None

@@ -193,6 +193,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="jaxrnn-heartbeat", daemon=True)
 
     def done(self, step: int) -> None:
+        """Note ``step`` as the latest one trained; the next heartbeat writes it."""
         self._done = step
 
     def write(self, directory: Path, status: str | None = None, **fields) -> None:
