@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from jaxrnn.sweep import engine
@@ -270,6 +271,33 @@ def _batches(search: Search, trials) -> list[engine.Group]:
     return groups
 
 
+def ask(study, space: dict[str, Any], *, seed: int, batch: int, trials: int) -> list:
+    """The trials to train next: those asked and not told (a batch a kill interrupted),
+    completed to a batch of ``batch`` (fewer for the last of ``trials``); none once
+    ``trials`` are told.
+
+    Each ask uses a TPE sampler seeded by (``seed``, the trial's number), so a trial's
+    parameters are a function of the study's told trials: a resumed study asks what
+    the uninterrupted one asked, even after a kill between two asks of a batch. Each
+    trial records its batch number (user attribute ``batch``).
+    """
+    optuna = require()
+    running = optuna.trial.TrialState.RUNNING
+    asked = study.get_trials(deepcopy=False)
+    told = sum(t.state != running for t in asked)
+    if told >= trials:
+        return []
+    # Batches are told whole, so the trials from number `told` on are those not told.
+    if len(asked) > told:
+        number = asked[told].user_attrs["batch"]
+    else:
+        number = asked[-1].user_attrs["batch"] + 1 if asked else 0
+    for n in range(len(asked), min(told + batch, trials)):
+        study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, n))
+        study.ask(space).set_user_attr("batch", number)
+    return [t for t in study.get_trials(deepcopy=False) if t.state == running]
+
+
 def run(
     search: Search,
     sweep_dir: str | Path,
@@ -303,6 +331,11 @@ def run(
     identity = _identity(search)
     space = distributions(spec.random)
     states = optuna.trial.TrialState
+    if jax.process_count() > 1:
+        raise ValueError(
+            f"--optuna: runs in one process (its study is asked and told by one), got "
+            f"{jax.process_count()} processes; run the search on one host"
+        )
     results: dict[str, dict] = {}
     existing = sweep_dir / "sweep.json"
     if existing.exists() and "optuna" not in json.loads(existing.read_text()):
@@ -327,28 +360,11 @@ def run(
                 f"differ); choose another directory for a new search"
             )
         while True:
-            trials = study.get_trials(deepcopy=False)
-            told = sum(t.state != states.RUNNING for t in trials)
-            if told >= spec.trials:
+            pending = ask(study, space, seed=spec.seeds[0], batch=search.batch, trials=spec.trials)
+            if not pending:
                 break
-            # The batch of the first trial not told; a killed batch is completed as it
-            # would have been, each ask seeded by its trial's number.
-            number = len(trials)
-            end = min(told + search.batch, spec.trials)
-            batch = (
-                trials[told].user_attrs["batch"]
-                if number > told
-                else (trials[-1].user_attrs["batch"] + 1 if trials else 0)
-            )
-            while number < end:
-                study.sampler = optuna.samplers.TPESampler(
-                    seed=_sampler_seed(spec.seeds[0], number)
-                )
-                trial = study.ask(space)
-                trial.set_user_attr("batch", batch)
-                number += 1
+            batch = pending[0].user_attrs["batch"]
             trials = study.get_trials(deepcopy=False)
-            pending = [t for t in trials if t.state == states.RUNNING]
             groups = _batches(search, trials)
             rundir.write_json(
                 sweep_dir / "sweep.json",
