@@ -6,12 +6,14 @@ study, and bad input is one line (exit 2) before any compute."""
 import builtins
 import json
 import math
+import signal
 
 import numpy as np
 import pytest
 
 from jaxrnn import cli, sweep, training
 from jaxrnn.sweep import search
+from jaxrnn.training import loop
 
 optuna = pytest.importorskip("optuna")
 
@@ -49,9 +51,22 @@ def _kill_after_training(batch):
     raise _Killed(f"killed after training batch {batch}, before telling it")
 
 
+class _StopInSecondBatch(loop.Stop):
+    """As if SIGTERM arrived at step 15 of the second batch: the engine reads ``signum``
+    once per group (one a batch here), the loop once per step (20 steps a batch)."""
+
+    def __init__(self):
+        self.reads = 0
+
+    @property
+    def signum(self):
+        self.reads += 1
+        return signal.SIGTERM if self.reads >= 1 + 20 + 1 + 15 else None
+
+
 @standard_promotion
 def test_search_finds_the_optimum_resumes_after_a_kill_and_its_trials_equal_solo_runs(
-    tmp_path,
+    tmp_path, monkeypatch
 ):
     found = _search()
     quiet = dict(progress=False, echo=lambda s: None)
@@ -83,6 +98,22 @@ def test_search_finds_the_optimum_resumes_after_a_kill_and_its_trials_equal_solo
     assert [state for _, state, *_ in _study(tmp_path / "cut")] == ["RUNNING"] * 2
     search.run(found, tmp_path / "cut", **quiet)
     assert _study(tmp_path / "cut") == study
+
+    # SIGTERM in the second batch: its members save a checkpoint and stop, the study
+    # keeps their trials asked, and the rerun resumes them from that checkpoint.
+    monkeypatch.setattr(search, "Stop", _StopInSecondBatch)
+    stopped = search.run(found, tmp_path / "sigterm", **quiet)
+    monkeypatch.setattr(search, "Stop", loop.Stop)
+    assert [(stopped[i]["status"], stopped[i]["step"]) for i in ("t0002", "t0003")] == [
+        ("interrupted", 15)
+    ] * 2
+    assert [state for _, state, *_ in _study(tmp_path / "sigterm")] == ["COMPLETE"] * 2 + [
+        "RUNNING"
+    ] * 2
+    messages = []
+    search.run(found, tmp_path / "sigterm", progress=False, echo=messages.append)
+    assert any("resuming t0002, t0003 from step 15" in m for m in messages), messages
+    assert _study(tmp_path / "sigterm") == study
 
     # A trial's member equals `jaxrnn train` with the same overrides.
     trial = best[0]
