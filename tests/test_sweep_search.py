@@ -7,6 +7,7 @@ import builtins
 import json
 import math
 import signal
+import textwrap
 
 import numpy as np
 import pytest
@@ -243,3 +244,41 @@ def test_asks_in_the_tpe_regime_resume_to_the_same_study_after_a_kill_within_a_b
     # The search found the optimum: TPE's best is within 0.1 decade of x = 0.01 (a
     # twentieth of the 4 decades searched).
     assert abs(math.log10(whole.best_params["x"]) + 2) < 0.1
+
+
+def test_the_space_comes_from_the_experiment_file_and_flags_override_it_per_key(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from jaxrnn.training.config import Config, TrainConfig
+            from jaxrnn.training import load_experiment
+
+            adding = load_experiment("adding_lstm").module
+            get_data, get_model = adding.get_data, adding.get_model
+            get_objective = adding.get_objective
+
+            def get_config(smoke=False):
+                return Config(name="mine", task=adding.Adding(), train=TrainConfig(steps=5))
+
+            def get_sweep():
+                return {"random": {"optim.learning_rate": "loguniform:1e-4,1e-1",
+                                   "optim.b1": "uniform:0.8,0.95"}}
+            """
+        )
+    )
+    found = search.load(str(path), trials=3, batch=3)
+    assert found.spec.random == {
+        "optim.learning_rate": "loguniform:1e-4,1e-1",
+        "optim.b1": "uniform:0.8,0.95",
+    }
+    found = search.load(str(path), trials=3, batch=3, random=["optim.b1=choice:0.9,0.99"])
+    assert found.spec.random["optim.b1"] == "choice:0.9,0.99"
+    space = search.distributions(found.spec.random)
+    assert space["optim.learning_rate"] == optuna.distributions.FloatDistribution(
+        1e-4, 1e-1, log=True
+    )
+    assert space["optim.b1"] == optuna.distributions.CategoricalDistribution(["0.9", "0.99"])
+    t = search.member(found, 7, {"optim.learning_rate": 0.0123456789, "optim.b1": "0.99"})
+    assert t.id == "t0007" and t.config.optim.learning_rate == 0.0123456789
+    assert t.overrides == {"optim.learning_rate": 0.0123456789, "optim.b1": 0.99, "seed": 0}
