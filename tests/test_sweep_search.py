@@ -206,15 +206,18 @@ def test_trials_of_a_batch_that_differ_in_a_shape_form_groups_of_their_own():
     assert [[m.id for m in g.members] for g in groups] == [["t0000", "t0002"], ["t0001", "t0003"]]
 
 
-def _ask_and_tell(storage: str, *, trials=20, batch=4, kill_at=None):
+def _ask_and_tell(storage: str, *, trials=20, batch=4, kill_at=None, kill_told=None):
     """search.ask's loop on a known objective, (log10 x + 2)^2, least at x = 0.01;
-    ``kill_at``: stop once that many trials were asked (within a batch)."""
+    ``kill_at``: stop once that many trials were asked (within a batch); ``kill_told``:
+    once that many were told (within a batch)."""
     space = search.distributions({"x": "loguniform:1e-4,1"})
     study = optuna.create_study(storage=storage, study_name="s", load_if_exists=True)
     while pending := search.ask(study, space, seed=0, batch=batch, trials=trials):
         if kill_at is not None and len(study.trials) >= kill_at:
             return None
         for t in pending:
+            if t.number == kill_told:
+                return None
             study.tell(t.number, (math.log10(t.params["x"]) + 2) ** 2)
     return study
 
@@ -241,6 +244,10 @@ def test_asks_in_the_tpe_regime_resume_to_the_same_study_after_a_kill_within_a_b
     assert calls and len(cut.trials) == 20
     described = lambda s: [(t.params, t.value, t.user_attrs) for t in s.trials]  # noqa: E731
     assert described(cut) == described(whole)
+    # Killed after telling 2 of the 4 trials 12..15: the rerun tells the other two first.
+    assert _ask_and_tell(f"sqlite:///{tmp_path / 'told.db'}", kill_told=14) is None
+    told = _ask_and_tell(f"sqlite:///{tmp_path / 'told.db'}")
+    assert described(told) == described(whole)
     # The search found the optimum: TPE's best is within 0.1 decade of x = 0.01 (a
     # twentieth of the 4 decades searched).
     assert abs(math.log10(whole.best_params["x"]) + 2) < 0.1

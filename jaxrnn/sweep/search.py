@@ -287,12 +287,15 @@ def ask(study, space: dict[str, Any], *, seed: int, batch: int, trials: int) -> 
     told = sum(t.state != running for t in asked)
     if told >= trials:
         return []
-    # Batches are told whole, so the trials from number `told` on are those not told.
+    # Trials are told in order, so those from number `told` on are the ones not told;
+    # their batch began at its first trial (a kill may have come between two tells).
     if len(asked) > told:
         number = asked[told].user_attrs["batch"]
+        start = next(t.number for t in asked if t.user_attrs["batch"] == number)
     else:
         number = asked[-1].user_attrs["batch"] + 1 if asked else 0
-    for n in range(len(asked), min(told + batch, trials)):
+        start = len(asked)
+    for n in range(len(asked), min(start + batch, trials)):
         study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, n))
         study.ask(space).set_user_attr("batch", number)
     return [t for t in study.get_trials(deepcopy=False) if t.state == running]
