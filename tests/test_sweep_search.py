@@ -289,3 +289,18 @@ def test_the_space_comes_from_the_experiment_file_and_flags_override_it_per_key(
     t = search.member(found, 7, {"optim.learning_rate": 0.0123456789, "optim.b1": "0.99"})
     assert t.id == "t0007" and t.config.optim.learning_rate == 0.0123456789
     assert t.overrides == {"optim.learning_rate": 0.0123456789, "optim.b1": 0.99, "seed": 0}
+
+
+def test_a_directory_of_another_sweep_or_search_is_refused_before_training(tmp_path):
+    found = _search()
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "sweep.json").write_text(json.dumps({"members": []}))
+    with pytest.raises(ValueError, match="holds a sweep, not an Optuna search"):
+        search.run(found, tmp_path / "grid", progress=False)
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / search.STUDY}", study_name=search.STUDY_NAME
+    )
+    study.set_user_attr("identity", {**search._identity(found), "batch": 3})
+    with pytest.raises(ValueError, match=r"holds another search \(other batch\)"):
+        search.run(found, tmp_path, progress=False)
+    assert not (tmp_path / "members").exists()

@@ -357,10 +357,10 @@ def run(
         if recorded is None:
             study.set_user_attr("identity", identity)
         elif recorded != identity:
-            changed = sorted(k for k in identity if recorded.get(k) != identity[k])
+            changed = sorted(k for k in identity if k != "hash" and recorded.get(k) != identity[k])
             raise ValueError(
-                f"sweep_dir: {sweep_dir} holds another search (its {', '.join(changed)} "
-                f"differ); choose another directory for a new search"
+                f"sweep_dir: {sweep_dir} holds another search (other {', '.join(changed)}); "
+                f"choose another directory for a new search"
             )
         while True:
             pending = ask(study, space, seed=spec.seeds[0], batch=search.batch, trials=spec.trials)
