@@ -6,6 +6,7 @@
     jaxrnn sweep [EXPERIMENT] [--grid key=v1,v2]... [--random key=dist:a,b --trials N]
                  [--seeds N|a-b|a,b,c] [--max-group-size N] [--sweep-dir DIR]
                  [--label KEY=TEXT]... [--siunitx] [key=value ...]
+    jaxrnn sweep [EXPERIMENT] --optuna TRIALS [--batch K] [--random key=dist:a,b]... [...]
     jaxrnn sample RUN_DIR [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]
     jaxrnn cite [RUN_OR_SWEEP_DIR] [--style bibtex|biblatex] [--cff CITATION.cff]
 
@@ -335,6 +336,8 @@ def _labels(items: list[str]) -> dict[str, str]:
 def cmd_sweep(args) -> int:
     from jaxrnn import sweep
 
+    if args.optuna is not None or args.batch is not None:
+        return _search(args)
     try:
         _check_views(args)
         labels = _labels(args.label)
@@ -388,6 +391,60 @@ def cmd_sweep(args) -> int:
                 f"corrected to write the tables (nothing is trained again)",
             )
         console.print(f"summary: {sweep_dir / 'summary.md'}")
+    return 0
+
+
+def _search(args) -> int:
+    """``jaxrnn sweep --optuna N --batch K``: Optuna's ask-and-tell, K trials a batch
+    trained as one sweep (:mod:`jaxrnn.sweep.search`)."""
+    from jaxrnn import sweep
+    from jaxrnn.sweep import search
+
+    try:
+        _check_views(args)
+        if args.optuna is None:
+            raise ValueError(f"--batch {args.batch}: needs --optuna N, the number of trials")
+        if args.trials is not None:
+            raise ValueError(
+                f"--trials {args.trials}: --optuna N gives the number of trials; drop --trials"
+            )
+        labels = _labels(args.label)
+        found = search.load(
+            args.experiment,
+            args.overrides,
+            trials=args.optuna,
+            batch=args.batch if args.batch is not None else min(args.optuna, 8),
+            grid=args.grid,
+            random=args.random,
+            seeds=args.seeds,
+            max_group_size=args.max_group_size,
+            smoke=args.smoke,
+        )
+    except (*USER_ERRORS, ImportError) as e:
+        return _error(args, e)
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else search.default_dir(found)
+    console.print(
+        f"sweep directory: {sweep_dir} (Optuna study {sweep_dir / search.STUDY}: "
+        f"{args.optuna} trials, {found.batch} a batch)"
+    )
+    try:
+        results = search.run(
+            found, sweep_dir, progress=not args.no_progress, echo=console.print, wandb=args.wandb
+        )
+    except USER_ERRORS as e:
+        return _failure(args, e, sweep_dir, "sweep")
+    if any(r["status"] == "interrupted" for r in results.values()):
+        return EXIT_INTERRUPTED
+    try:
+        sweep.summarize(sweep_dir, labels=labels, siunitx=args.siunitx)
+    except ValueError as e:
+        return _error(args, e, text=f"{e}; the search itself finished (nothing is trained again)")
+    console.print(f"summary: {sweep_dir / 'summary.md'}")
+    top = search.best(sweep_dir)
+    if top is not None:
+        name, value, params = top
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        console.print(f"best trial: {name}, validation {value:.6g} with {shown}")
     return 0
 
 
@@ -501,6 +558,19 @@ def main(argv=None) -> int:
     sw.add_argument("--trials", type=int, help="draws of the --random keys")
     sw.add_argument("--seeds", help="N (0..N-1), a range a-b or a list a,b,c")
     sw.add_argument("--max-group-size", type=int, help="at most N members per program")
+    sw.add_argument(
+        "--optuna",
+        type=int,
+        metavar="TRIALS",
+        help="search with Optuna (ask-and-tell, TPE) over the --random/--grid space: TRIALS "
+        "trials, each a member told its best validation value; needs jaxrnn[optuna]",
+    )
+    sw.add_argument(
+        "--batch",
+        type=int,
+        metavar="K",
+        help="with --optuna: trials asked and trained as one sweep at a time (default 8)",
+    )
     sw.add_argument("--sweep-dir", help="sweep directory (default sweeps/<name>-<hash>)")
     sw.add_argument("--smoke", action="store_true", help="the experiment's seconds-long mode")
     sw.add_argument("--no-progress", action="store_true", help="no live table")

@@ -1,4 +1,7 @@
-"""Sweeps: seeds × hyperparameters, each group of members as one compiled program."""
+"""Sweeps: seeds × hyperparameters, each group of members as one compiled program.
+
+Optuna searches in batches (``jaxrnn sweep --optuna N --batch K``): :mod:`jaxrnn.sweep.search`.
+"""
 
 from jaxrnn.sweep.engine import VMAPPABLE, Group, group_key, member_dir, plan, run
 from jaxrnn.sweep.spec import Member, Spec, expand, load

@@ -134,10 +134,9 @@ def _setting(member: Member) -> str:
     return ", ".join(f"{k}={v}" for k, v in member.overrides.items())
 
 
-def _write_sweep_json(
-    sweep_dir: Path, groups: list[Group], spec: Spec | None, experiment: Experiment
-) -> None:
-    """Write ``sweep.json``, or check that the one there describes the same sweep."""
+def describe(groups: Sequence[Group], spec: Spec | None, experiment: Experiment) -> dict:
+    """What ``sweep.json`` records: the spec, the experiment, its citation and labels, the
+    members (id, overrides, config hash, group) and the versions."""
     members = [
         {
             "id": m.id,
@@ -148,10 +147,31 @@ def _write_sweep_json(
         for g in groups
         for m in g.members
     ]
+    return {
+        "config": spec.config if spec else experiment.name,
+        "experiment": rundir.identity(experiment),
+        "citation": citation(experiment),
+        "labels": labels(experiment),
+        "schema_version": rundir.SCHEMA_VERSION,
+        "base_overrides": list(spec.base_overrides) if spec else [],
+        "grid": spec.grid if spec else {},
+        "random": spec.random if spec else {},
+        "trials": spec.trials if spec else 0,
+        "seeds": spec.seeds if spec else sorted({m.config.seed for g in groups for m in g.members}),
+        "members": members,
+        "versions": current_versions(),
+    }
+
+
+def _write_sweep_json(
+    sweep_dir: Path, groups: list[Group], spec: Spec | None, experiment: Experiment
+) -> None:
+    """Write ``sweep.json``, or check that the one there describes the same sweep."""
+    described = describe(groups, spec, experiment)
     path = sweep_dir / "sweep.json"
     if path.exists():
         existing = json.loads(path.read_text())
-        if existing["members"] != json.loads(json.dumps(members)):
+        if existing["members"] != json.loads(json.dumps(described["members"])):
             raise ValueError(
                 f"sweep_dir: {sweep_dir} holds a different sweep (other members, configs or "
                 f"groups; max_group_size counts); choose another directory for a new sweep"
@@ -166,22 +186,49 @@ def _write_sweep_json(
         return
     if not distributed.is_primary():
         return  # process 0 writes; the others only check
-    described = {
-        "config": spec.config if spec else experiment.name,
-        "experiment": rundir.identity(experiment),
-        "citation": citation(experiment),
-        "labels": labels(experiment),
-        "schema_version": rundir.SCHEMA_VERSION,
-        "base_overrides": list(spec.base_overrides) if spec else [],
-        "grid": spec.grid if spec else {},
-        "random": spec.random if spec else {},
-        "trials": spec.trials if spec else 0,
-        "seeds": spec.seeds if spec else sorted({m.config.seed for g in groups for m in g.members}),
-        "members": members,
-        "versions": current_versions(),
-    }
     sweep_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_json(path, described)
+
+
+def check(experiment: Experiment, groups: Sequence[Group]) -> None:
+    """Trace and check every group's pieces (``train.best_metric`` among the metrics it
+    reports, ...) before anything is written or trained: groups run one after another,
+    and a mistake in the last one must not wait for the others to train."""
+    for group in groups:
+        build(experiment, [group.members[0].config])
+
+
+def train_groups(
+    experiment: Experiment,
+    groups: Sequence[Group],
+    sweep_dir: Path,
+    *,
+    stop: Stop,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    wandb: bool = False,
+) -> dict[str, dict]:
+    """Train ``groups`` one after another into ``sweep_dir/members/<id>`` (each resumed
+    from its checkpoints, finished ones not run again), with a live table (and W&B runs,
+    offline, with ``wandb``); after ``stop`` caught a signal, the groups not started are
+    ``"interrupted"`` at step 0."""
+    members = [m for g in groups for m in g.members]
+    results: dict[str, dict] = {}
+    rows = [(m.id, _setting(m)) for m in members]
+    with Board(rows, members[0].config.name, progress) as board:
+        for group in groups:
+            if stop.signum is not None:
+                results.update({m.id: {"status": "interrupted", "step": 0} for m in group.members})
+                continue
+            run_members = [
+                RunMember(m.id, m.config, member_dir(sweep_dir, m.id), _setting(m))
+                for m in group.members
+            ]
+            outcome = run_group(
+                experiment, run_members, stop=stop, board=board, echo=echo, wandb=wandb
+            )
+            results.update(outcome)
+    return results
 
 
 def run(
@@ -226,31 +273,12 @@ def run(
         raise ValueError(f"members: ids must be unique, got {ids}")
     sweep_dir = Path(sweep_dir)
     groups = plan(members, max_group_size)
-    for group in groups:
-        # Every group's pieces are traced and checked (train.best_metric among the metrics
-        # it reports, ...) before anything is written or trained: groups run one after
-        # another, and a mistake in the last one must not wait for the others to train.
-        build(experiment, [group.members[0].config])
-    results: dict[str, dict] = {}
-    rows = [(m.id, _setting(m)) for m in members]
+    check(experiment, groups)
     # The sweep's directory is held too, so that a second process refuses before it
     # writes sweep.json, not at its first member.
-    with (
-        liveness.hold([sweep_dir]),
-        Stop() as stop,
-        Board(rows, members[0].config.name, progress) as board,
-    ):
+    with liveness.hold([sweep_dir]), Stop() as stop:
         _write_sweep_json(sweep_dir, groups, spec, experiment)
-        for group in groups:
-            if stop.signum is not None:
-                results.update({m.id: {"status": "interrupted", "step": 0} for m in group.members})
-                continue
-            run_members = [
-                RunMember(m.id, m.config, member_dir(sweep_dir, m.id), _setting(m))
-                for m in group.members
-            ]
-            outcome = run_group(
-                experiment, run_members, stop=stop, board=board, echo=echo, wandb=wandb
-            )
-            results.update(outcome)
+        results = train_groups(
+            experiment, groups, sweep_dir, stop=stop, progress=progress, echo=echo, wandb=wandb
+        )
     return {m.id: results[m.id] for m in members}

@@ -131,7 +131,7 @@ def parse_random(items: Sequence[str], problems: list[str]) -> dict[str, str]:
             problems.append(f"random {key!r}: given twice")
             continue
         try:
-            _distribution(dist)
+            distribution(dist)
         except ValueError as e:
             problems.append(f"random {key}={dist!r}: {e}")
             continue
@@ -139,7 +139,7 @@ def parse_random(items: Sequence[str], problems: list[str]) -> dict[str, str]:
     return random
 
 
-def _distribution(text: str) -> tuple[str, list]:
+def distribution(text: str) -> tuple[str, list]:
     """``"loguniform:1e-4,1e-2"`` -> ``("loguniform", [1e-4, 1e-2])``, or ValueError."""
     name, sep, args = text.strip().partition(":")
     example = "e.g. loguniform:1e-4,1e-2, uniform:0,1, int:1,4 or choice:lstm,gru"
@@ -172,7 +172,7 @@ def _distribution(text: str) -> tuple[str, list]:
 
 
 def _draw(text: str, rng: np.random.Generator) -> str:
-    name, args = _distribution(text)
+    name, args = distribution(text)
     if name == "choice":
         return args[int(rng.integers(len(args)))]
     if name == "int":
@@ -264,7 +264,7 @@ def expand(
     valid_random = {}
     for key, dist in random.items():
         try:
-            _distribution(dist)
+            distribution(dist)
             valid_random[key] = dist
         except ValueError as e:
             problems.append(f"random {key}={dist!r}: {e}")

@@ -199,7 +199,8 @@ class Events:
             )
 
     def close(self) -> None:
-        """Flush and close the event file; later records are dropped. Safe to call twice."""
+        """Flush and close the event file (and finish the W&B run); later records are
+        dropped. Safe to call twice."""
         if self._writer is not None:
             self._guarded(self._writer.close)
             self._writer = None
