@@ -81,7 +81,7 @@ def elman(
     Args:
       hidden_size: ``H``.
       activation: ``"tanh"``, ``"relu"``, ``"sigmoid"``, ``"identity"`` (see
-        ``jaxrnn.cell.ACTIVATIONS``) or any callable ``f(z) -> z``.
+        ``jaxrnn.ACTIVATIONS``) or any callable ``f(z) -> z``.
       input_init, recurrent_init, bias_init: initialisers for ``W_xh``, ``W_hh``, ``b``.
       dtype: parameter dtype; the state accumulates in at least float32.
 
