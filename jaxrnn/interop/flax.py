@@ -88,6 +88,7 @@ from jaxrnn.cells.base import ACTIVATIONS, Cell
 from jaxrnn.cells.elman import ElmanCarry, ElmanParams, elman
 from jaxrnn.cells.gru import GRUCarry, GRUParams, gru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+from jaxrnn.interop.entries import check_entries
 from jaxrnn.interop.flax_cells import LinenCell, NNXCell, flax_cell
 
 __all__ = [
@@ -179,21 +180,6 @@ def _expected(module, kind, I, H) -> dict:
         }
     i, h = ("dense_i", "dense_h") if _is_nnx(module) else ("i", "h")
     return {f"{i}.kernel": (I, H), f"{i}.bias": (H,), f"{h}.kernel": (H, H)}
-
-
-def _check_shapes(name, got: dict, expected: dict, context: str) -> None:
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    if missing or unexpected:
-        raise ValueError(
-            f"{name}: expected the entries of {context}, {list(expected)}; "
-            f"missing {missing}, unexpected {unexpected}"
-        )
-    for k, shape in expected.items():
-        if tuple(got[k]) != shape:
-            raise ValueError(
-                f"{name}: expected {k} of shape {shape} ({context}), got {tuple(got[k])}"
-            )
 
 
 def _check_functions(module, kind) -> None:
@@ -340,7 +326,7 @@ def from_flax(module, variables=None, *, dtype=None):
         I = jnp.shape(flat[first])[0]
     expected = _expected(module, kind, I, H)
     where = "module" if _is_nnx(module) else "variables"
-    _check_shapes(
+    check_entries(
         where, {k: jnp.shape(v) for k, v in flat.items()}, expected, _context(module, I, H)
     )
     _check_functions(module, kind)
@@ -405,7 +391,7 @@ def to_flax(params, module):
     else:
         context = _context(module, I, H) + ", read from params.W_xh"
         expected = _expected(module, kind, I, H)
-    _check_shapes("params", {k: tuple(v.shape) for k, v in flat.items()}, expected, context)
+    check_entries("params", {k: tuple(v.shape) for k, v in flat.items()}, expected, context)
     if _is_nnx(module):
         for key, value in flat.items():
             layer, leaf = key.split(".")

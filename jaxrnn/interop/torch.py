@@ -68,6 +68,7 @@ from jaxrnn.combinators.layer import (
     stack_layers,
 )
 from jaxrnn.combinators.stack import StackParams
+from jaxrnn.interop.entries import check_entries
 
 # Gates per mode; PyTorch's ``RNNBase.mode`` values.
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
@@ -153,21 +154,6 @@ def _expected_shapes(mode, input_size, hidden_size, num_layers, num_directions, 
             if proj_size:
                 shapes["weight_hr" + s] = (proj_size, H)
     return shapes
-
-
-def _check_shapes(name, got: dict, expected: dict, context: str) -> None:
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    if missing or unexpected:
-        raise ValueError(
-            f"{name}: expected the entries of {context}, {list(expected)}; "
-            f"missing {missing}, unexpected {unexpected}"
-        )
-    for k, shape in expected.items():
-        if tuple(got[k]) != shape:
-            raise ValueError(
-                f"{name}: expected {k} of shape {shape} ({context}), got {tuple(got[k])}"
-            )
 
 
 def _cell(mode, hidden_size, proj_size):
@@ -266,7 +252,7 @@ def from_state_dict(
         f"a {mode} with input_size={input_size}, hidden_size={H}, num_layers={num_layers}, "
         f"bidirectional={bidirectional}, proj_size={proj_size}, bias={bias}"
     )
-    _check_shapes("state_dict", {k: v.shape for k, v in arrays.items()}, expected, context)
+    check_entries("state_dict", {k: v.shape for k, v in arrays.items()}, expected, context)
     layers = []
     for k in range(num_layers):
         dirs = [_cell_params(mode, arrays, _suffix(k, d), H, bias, dtype) for d in range(D)]
@@ -391,7 +377,7 @@ def to_state_dict(params, *, mode: str, bias: bool = True):
         f"a {mode} with input_size={input_size}, hidden_size={H}, num_layers={len(layers)}, "
         f"bidirectional={len(layers[0]) == 2}, proj_size={proj_size} (read from layer 0)"
     )
-    _check_shapes("params", {n: a.shape for n, a in arrays.items()}, expected, context)
+    check_entries("params", {n: a.shape for n, a in arrays.items()}, expected, context)
     return OrderedDict((n, _to_tensor(torch, arrays[n])) for n in expected)
 
 
@@ -418,7 +404,7 @@ def to_torch(params, module):
         module.proj_size,
         module.bias,
     )
-    _check_shapes("params", {n: tuple(t.shape) for n, t in state.items()}, expected, repr(module))
+    check_entries("params", {n: tuple(t.shape) for n, t in state.items()}, expected, repr(module))
     with torch.no_grad():
         for name, value in state.items():
             getattr(module, name).copy_(value)  # in place: optimisers keep their references
