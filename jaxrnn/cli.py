@@ -11,8 +11,9 @@
     jaxrnn cite [RUN_OR_SWEEP_DIR] [--style bibtex|biblatex] [--cff CITATION.cff]
 
 Every error is one line and a non-zero exit code: 2 for what is wrong before any
-compute (a path, an experiment file, a key or value), 1 for a run that fails or is
-refused. ``--debug`` (before or after the command) shows the traceback instead.
+compute (a path, an experiment file, a key or value, a directory of another run), 1 for
+a run that fails, or whose directory another process is training. ``--debug`` (before
+or after the command) shows the traceback instead.
 
 ``EXPERIMENT`` is the path to an experiment file (anywhere on disk) or the name of
 a built-in one (default: ``adding_lstm``); see :mod:`jaxrnn.training.experiment`.
@@ -381,23 +382,30 @@ def cmd_sweep(args) -> int:
     if not done:
         return EXIT_INTERRUPTED
     if distributed.is_primary():  # one process writes the tables
-        try:
-            sweep.summarize(sweep_dir, labels=labels, siunitx=args.siunitx)
-        except ValueError as e:  # a --label key that names neither a config key nor a metric
-            return _error(
-                args,
-                e,
-                text=f"{e}; the sweep itself finished: run the same command with the --label "
-                f"corrected to write the tables (nothing is trained again)",
-            )
-        console.print(f"summary: {sweep_dir / 'summary.md'}")
+        return _tables(args, sweep_dir, labels, "sweep")
+    return 0
+
+
+def _tables(args, sweep_dir: Path, labels: dict[str, str], what: str) -> int:
+    """Write a finished sweep's (or search's) summary tables; returns the exit code."""
+    from jaxrnn import sweep
+
+    try:
+        sweep.summarize(sweep_dir, labels=labels, siunitx=args.siunitx)
+    except ValueError as e:  # a --label key that names neither a config key nor a metric
+        return _error(
+            args,
+            e,
+            text=f"{e}; the {what} itself finished: run the same command with the --label "
+            f"corrected to write the tables (nothing is trained again)",
+        )
+    console.print(f"summary: {sweep_dir / 'summary.md'}")
     return 0
 
 
 def _search(args) -> int:
     """``jaxrnn sweep --optuna N --batch K``: Optuna's ask-and-tell, K trials a batch
     trained as one sweep (:mod:`jaxrnn.sweep.search`)."""
-    from jaxrnn import sweep
     from jaxrnn.sweep import search
 
     try:
@@ -435,11 +443,9 @@ def _search(args) -> int:
         return _failure(args, e, sweep_dir, "sweep")
     if any(r["status"] == "interrupted" for r in results.values()):
         return EXIT_INTERRUPTED
-    try:
-        sweep.summarize(sweep_dir, labels=labels, siunitx=args.siunitx)
-    except ValueError as e:
-        return _error(args, e, text=f"{e}; the search itself finished (nothing is trained again)")
-    console.print(f"summary: {sweep_dir / 'summary.md'}")
+    code = _tables(args, sweep_dir, labels, "search")
+    if code:
+        return code
     top = search.best(sweep_dir)
     if top is not None:
         name, value, params = top

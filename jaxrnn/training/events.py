@@ -67,16 +67,89 @@ def _tensorboardx():
     """``tensorboardX``, imported without PyTorch: tensorboardX imports torch when it is
     installed, only to accept torch tensors, which jaxrnn never passes; that import
     would double a short run's start-up time."""
-    if "torch" in sys.modules:
-        import tensorboardX
-
-        return tensorboardX
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    masked = "torch" not in sys.modules
+    if masked:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError
     try:
         import tensorboardX
     finally:
-        del sys.modules["torch"]
+        if masked:
+            del sys.modules["torch"]
     return tensorboardX
+
+
+class _TensorBoard:
+    """A run directory's TensorBoard event file (module docstring)."""
+
+    what = "TensorBoard events"
+
+    def __init__(self, directory: Path, start: int, config: Mapping | None):
+        self.writer = _tensorboardx().SummaryWriter(
+            str(directory),
+            # The records of steps <= start are kept (metrics.jsonl keeps them too).
+            purge_step=start + 1 if start else None,
+            flush_secs=30,
+            # Event files are named by the second they are opened in: a resume within
+            # the same second as the start would otherwise overwrite the first file.
+            filename_suffix=f".from{start}",
+        )
+        if config is not None:
+            text = json.dumps(config, indent=2, default=str)
+            # Indented four spaces: TensorBoard renders text as Markdown, this as code.
+            lines = "\n".join("    " + line for line in text.splitlines())
+            self.writer.add_text("config", lines, 0)
+
+    def numbers(self, numbers: Mapping[str, float], step: int, kind: str) -> None:
+        for tag, value in numbers.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        import matplotlib.image
+
+        pixels = matplotlib.image.imread(png)[..., :3]  # RGBA floats in [0, 1] -> RGB
+        self.writer.add_image(tag, pixels, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _WandB:
+    """A run directory's W&B run, offline (module docstring)."""
+
+    what = "W&B records"
+
+    def __init__(self, directory: Path, start: int, config: Mapping | None):
+        import wandb
+
+        where = Path(directory).resolve()
+        members = where.parent
+        self.run = wandb.init(
+            dir=str(where),
+            mode="offline",
+            project=(config or {}).get("name", "jaxrnn"),
+            name=where.name,
+            group=members.parent.name if members.name == "members" else None,
+            config=dict(config or {}),
+            # One W&B run per run directory, continued by a resume.
+            id=hashlib.sha256(str(where).encode()).hexdigest()[:16],
+            resume="allow",
+            reinit="create_new",  # a sweep's group logs several runs at once
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+
+    def numbers(self, numbers: Mapping[str, float], step: int, kind: str) -> None:
+        if kind == "test":  # at the chosen step, which may lie before the last one logged
+            self.run.summary.update(numbers)
+        else:
+            self.run.log(dict(numbers), step=step)
+
+    def image(self, tag: str, png: Path, step: int) -> None:
+        import wandb
+
+        self.run.log({tag: wandb.Image(str(png))}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
 
 
 class Events:
@@ -99,47 +172,13 @@ class Events:
         wandb: bool = False,
     ):
         self.directory = Path(directory)
-        self._writer = None
-        self._wandb = None
-        if enabled:
-            self._guarded(lambda: self._open(start, config))
-            if wandb:
-                self._guarded(lambda: self._open_wandb(config), "_wandb")
-
-    def _open(self, start: int, config: Mapping | None) -> None:
-        writer = _tensorboardx().SummaryWriter(
-            str(self.directory),
-            # The records of steps <= start are kept (metrics.jsonl keeps them too).
-            purge_step=start + 1 if start else None,
-            flush_secs=30,
-            # Event files are named by the second they are opened in: a resume within
-            # the same second as the start would otherwise overwrite the first file.
-            filename_suffix=f".from{start}",
-        )
-        self._writer = writer
-        if config is not None:
-            text = json.dumps(config, indent=2, default=str)
-            # Indented four spaces: TensorBoard renders text as Markdown, this as code.
-            writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
-
-    def _open_wandb(self, config: Mapping | None) -> None:
-        import wandb
-
-        where = self.directory.resolve()
-        members = where.parent
-        self._wandb = wandb.init(
-            dir=str(where),
-            mode="offline",
-            project=(config or {}).get("name", "jaxrnn"),
-            name=where.name,
-            group=members.parent.name if members.name == "members" else None,
-            config=dict(config or {}),
-            # One W&B run per run directory, continued by a resume.
-            id=hashlib.sha256(str(where).encode()).hexdigest()[:16],
-            resume="allow",
-            reinit="create_new",  # a sweep's group logs several runs at once
-            settings=wandb.Settings(silent=True, console="off"),
-        )
+        self._views = []
+        kinds = [_TensorBoard, _WandB] if wandb else [_TensorBoard]
+        for kind in kinds if enabled else []:
+            try:
+                self._views.append(kind(self.directory, start, config))
+            except Exception as error:  # of any kind: these are views, never the record
+                self._warn(kind.what, error)
 
     def write(self, record: Mapping) -> None:
         """One record of ``metrics.jsonl``: each number as ``<split or kind>/<key>``."""
@@ -149,64 +188,35 @@ class Events:
             for key, value in record.items()
             if key not in _LABELS and isinstance(value, int | float)
         }
-        if self._writer is not None:
-
-            def scalars():
-                for tag, value in numbers.items():
-                    self._writer.add_scalar(tag, value, record["step"])
-
-            self._guarded(scalars)
-        if self._wandb is not None:
-            if record["kind"] == "test":
-                self._guarded(lambda: self._wandb.summary.update(numbers), "_wandb")
-            else:
-                self._guarded(lambda: self._wandb.log(numbers, step=record["step"]), "_wandb")
+        self._each(lambda view: view.numbers(numbers, record["step"], record["kind"]))
 
     def image(self, tag: str, png: Path, step: int) -> None:
         """A PNG file (the loss plot) as an image at ``step``."""
-        if self._writer is not None:
-
-            def add():
-                import matplotlib.image
-
-                pixels = matplotlib.image.imread(png)[..., :3]  # RGBA floats in [0, 1] -> RGB
-                self._writer.add_image(tag, pixels, step, dataformats="HWC")
-
-            self._guarded(add)
-        if self._wandb is not None:
-            import wandb
-
-            self._guarded(
-                lambda: self._wandb.log({tag: wandb.Image(str(png))}, step=step), "_wandb"
-            )
-
-    def _guarded(self, write: Callable[[], None], writer: str = "_writer") -> None:
-        """Run ``write``; on any failure drop that writer (``_writer``: TensorBoard,
-        ``_wandb``: W&B) with one warning."""
-        try:
-            write()
-        except Exception as error:  # of any kind: these are views, never the record
-            dropped = getattr(self, writer)
-            setattr(self, writer, None)
-            if dropped is not None:
-                with contextlib.suppress(Exception):
-                    dropped.close() if writer == "_writer" else dropped.finish()
-            what = "TensorBoard events" if writer == "_writer" else "W&B records"
-            warnings.warn(
-                f"{self.directory}: {what} are no longer written "
-                f"({type(error).__name__}: {error}); metrics.jsonl holds every record",
-                stacklevel=3,
-            )
+        self._each(lambda view: view.image(tag, png, step))
 
     def close(self) -> None:
         """Flush and close the event file (and finish the W&B run); later records are
         dropped. Safe to call twice."""
-        if self._writer is not None:
-            self._guarded(self._writer.close)
-            self._writer = None
-        if self._wandb is not None:
-            self._guarded(self._wandb.finish, "_wandb")
-            self._wandb = None
+        self._each(lambda view: view.close())
+        self._views = []
+
+    def _each(self, write: Callable) -> None:
+        """``write(view)`` for each view; one that fails is dropped, with one warning."""
+        for view in list(self._views):
+            try:
+                write(view)
+            except Exception as error:  # of any kind: these are views, never the record
+                self._views.remove(view)
+                with contextlib.suppress(Exception):
+                    view.close()
+                self._warn(view.what, error)
+
+    def _warn(self, what: str, error: Exception) -> None:
+        warnings.warn(
+            f"{self.directory}: {what} are no longer written "
+            f"({type(error).__name__}: {error}); metrics.jsonl holds every record",
+            stacklevel=4,
+        )
 
     def __enter__(self):
         return self

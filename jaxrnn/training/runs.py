@@ -71,9 +71,8 @@ def _run_one(experiment, config: Config, directory: Path, progress: bool, echo, 
     """Train (or resume) one run in ``directory`` through the single loop."""
     member = Member("run", config, directory)
     with Stop() as stop, Board([("run", "")], config.name, progress) as board:
-        outcome = run_group(experiment, [member], stop=stop, board=board, echo=echo, wandb=wandb)
-    outcome = outcome["run"]
-    return {**outcome, "workdir": str(directory)}
+        outcomes = run_group(experiment, [member], stop=stop, board=board, echo=echo, wandb=wandb)
+    return {**outcomes["run"], "workdir": str(directory)}
 
 
 # What ``extend`` may change: the step budget, and how often and how much a run
