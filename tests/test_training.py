@@ -141,7 +141,10 @@ def test_every_experiment_smoke_run_learns(name, adding_run, tmp_path):
     before = training.evaluate(run._replace(params=start.train.params))["loss"]
     after = training.evaluate(run)["loss"]
     assert after < before, (before, after, result)
-    assert mode in ("min", "max") and result["baseline"]["loss"] > 0
+    # A baseline stands beside the result, in the objective's own metrics.
+    figures = {k: v for k, v in result["baseline"].items() if k != "name"}
+    assert mode in ("min", "max") and figures and set(figures) <= set(group.directions)
+    assert all(np.isfinite(v) and v > 0 for v in figures.values()), result["baseline"]
     for file in ("config.json", "manifest.json", "metrics.jsonl", "status.json", "loss.png"):
         assert (workdir / file).is_file()
     manifest = json.loads((workdir / "manifest.json").read_text())

@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.cells import initializers
-from jaxrnn.cells.base import Cell, check_is_cell, check_positive, step_output
+from jaxrnn.cells.base import Cell, check_is_cell, check_positive, probe_dtype
+from jaxrnn.combinators.layer import Layer
+from jaxrnn.combinators.layer import rnn as layer_of
 from jaxrnn.models.heads import (
     Embedding,
     Linear,
@@ -29,7 +31,7 @@ from jaxrnn.models.heads import (
     embedding_init,
     linear,
 )
-from jaxrnn.rollout.scan import check_remat, scan
+from jaxrnn.rollout.scan import scan
 
 
 class ModelParams(NamedTuple):
@@ -63,40 +65,56 @@ def bound_input_size(given: int | None, bound: int | None) -> int:
     return check_positive("input_size", given if given is not None else bound)
 
 
-def _readout_init(key, cell: Cell, cell_params, input_size: int, output_size: int) -> Linear:
-    y = step_output(cell, cell_params, input_size)
-    width = y.shape[-1]
+def _readout_init(key, layer: Layer, params, input_size: int, output_size: int) -> Linear:
+    # The layer's output width, from one step of one sequence (no compute).
+    xs = jax.ShapeDtypeStruct((1, 1, input_size), probe_dtype(params))
+    y = jax.eval_shape(lambda xs: layer.apply(params, xs)[1], xs)
     return Linear(
-        W=initializers.glorot_uniform()(key, (width, output_size), y.dtype),
+        W=initializers.glorot_uniform()(key, (y.shape[-1], output_size), y.dtype),
         b=jnp.zeros((output_size,), y.dtype),
     )
 
 
+def _as_layer(rnn: Cell | Layer, remat: int | str | None) -> Layer:
+    """A cell rolled by ``jaxrnn.scan`` (its params unchanged), or a layer as it is."""
+    if not isinstance(rnn, Layer):
+        return layer_of(check_is_cell(rnn, "cell"), remat=remat)
+    if remat is not None:
+        raise ValueError(
+            "remat: a jaxrnn.Layer is built with its own (bidirectional(..., remat=k)); "
+            f"expected None with a layer, got {remat!r}"
+        )
+    return rnn
+
+
 def _model(
-    cell: Cell, output_size: int, head: Callable, remat: int | str | None, input_size: int | None
+    rnn: Cell | Layer,
+    output_size: int,
+    head: Callable,
+    remat: int | str | None,
+    input_size: int | None,
 ) -> Model:
-    check_is_cell(cell)
+    layer = _as_layer(rnn, remat)
     check_positive("output_size", output_size)
-    check_remat(remat)
     built = input_size if input_size is None else check_positive("input_size", input_size)
 
     def init(key, input_size: int | None = None) -> ModelParams:
         input_size = bound_input_size(input_size, built)
         k_cell, k_out = jax.random.split(key)
-        cell_params = cell.init(k_cell, input_size)
+        cell_params = layer.init(k_cell, input_size)
         return ModelParams(
-            cell_params, _readout_init(k_out, cell, cell_params, input_size, output_size)
+            cell_params, _readout_init(k_out, layer, cell_params, input_size, output_size)
         )
 
     def apply(params: ModelParams, xs: jax.Array, *, mask=None, key=None) -> jax.Array:
-        _, ys = scan(cell, params.cell, xs, mask=mask, key=key, remat=remat)
+        _, ys = layer.apply(params.cell, xs, mask=mask, key=key)
         return head(params.readout, ys, mask)
 
     return Model(init, apply)
 
 
 def many_to_one(
-    cell: Cell,
+    cell: Cell | Layer,
     output_size: int,
     *,
     pooling: str = "last",
@@ -106,13 +124,15 @@ def many_to_one(
     """Classify or regress a whole sequence.
 
     Args:
-      cell: the recurrent cell (any :class:`jaxrnn.Cell`, e.g. a ``jaxrnn.stack``).
+      cell: the recurrent cell (any :class:`jaxrnn.Cell`, e.g. a ``jaxrnn.stack``), or
+        a :class:`jaxrnn.Layer` such as ``jaxrnn.bidirectional(jaxrnn.gru(64))``.
       output_size: ``O``.
-      pooling: ``"last"`` — the output at each sequence's last valid step;
+      pooling: ``"last"`` — the output at each sequence's last valid step (where a
+        bidirectional layer's backward half has read one step only: pool it);
         ``"mean"`` / ``"max"`` — pooled over the valid steps. A sequence with no
         valid step pools to zeros (its output is the readout bias).
       remat: segment checkpointing of the rollout for long sequences (``k`` steps,
-        ``"sqrt"`` or None), see ``jaxrnn.scan``.
+        ``"sqrt"`` or None), see ``jaxrnn.scan``; a layer takes its own instead.
       input_size: ``I``, so that ``init(key)`` needs no size; None: ``init(key, I)``.
 
     Returns:
@@ -142,7 +162,7 @@ def many_to_one(
 
 
 def many_to_many(
-    cell: Cell,
+    cell: Cell | Layer,
     output_size: int,
     *,
     remat: int | str | None = None,
@@ -150,7 +170,8 @@ def many_to_many(
 ) -> Model:
     """One output per step: ``apply(params, xs: [B, T, I])`` gives ``[B, T, O]``.
 
-    ``remat``: segment checkpointing of the rollout (``k`` steps, ``"sqrt"`` or None),
+    ``cell``: a :class:`jaxrnn.Cell`, or a :class:`jaxrnn.Layer` (a bidirectional
+    tagger); ``remat``: segment checkpointing of the rollout (``k`` steps, ``"sqrt"`` or None),
     see ``jaxrnn.scan``; ``input_size``: ``I``, so that ``init(key)`` needs no size.
     """
     readout = lambda readout, ys, mask: linear(readout, ys)  # noqa: E731

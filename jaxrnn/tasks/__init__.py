@@ -11,20 +11,33 @@
   (:mod:`~jaxrnn.tasks.synthetic`), :mod:`~jaxrnn.tasks.digits`,
   :mod:`~jaxrnn.tasks.addition` (with :mod:`~jaxrnn.tasks.seq2seq`),
   :mod:`~jaxrnn.tasks.shakespeare` (with :mod:`~jaxrnn.tasks.text`) and
-  :mod:`~jaxrnn.tasks.expressions`.
+  :mod:`~jaxrnn.tasks.expressions`;
+* real data shipped in PyPI packages (:mod:`~jaxrnn.tasks.carriers`):
+  :mod:`~jaxrnn.tasks.mnist1d`, :mod:`~jaxrnn.tasks.japanese_vowels` and
+  :mod:`~jaxrnn.tasks.sunspots`.
 """
 
 from jaxrnn.tasks import (
     addition,
     baselines,
+    carriers,
     digits,
     expressions,
+    japanese_vowels,
     losses,
+    mnist1d,
     seq2seq,
     shakespeare,
+    sunspots,
     text,
 )
-from jaxrnn.tasks.baselines import Baseline, class_prior, mean_predictor, token_prior
+from jaxrnn.tasks.baselines import (
+    Baseline,
+    class_prior,
+    mean_predictor,
+    nearest_neighbour,
+    token_prior,
+)
 from jaxrnn.tasks.data import (
     Batch,
     Dataset,
@@ -57,6 +70,7 @@ __all__ = [
     "adding",
     "addition",
     "baselines",
+    "carriers",
     "class_prior",
     "classification",
     "copying",
@@ -65,17 +79,21 @@ __all__ = [
     "digits",
     "eval_batches",
     "expressions",
+    "japanese_vowels",
     "losses",
     "masked_mean",
     "mean",
     "mean_predictor",
+    "mnist1d",
     "mse",
+    "nearest_neighbour",
     "parity",
     "regression",
     "seq2seq",
     "shakespeare",
     "shapes",
     "split_examples",
+    "sunspots",
     "text",
     "token_prior",
     "tokens",

@@ -12,7 +12,9 @@ split and score it on ``test``, never on the split it was fitted on:
 * :func:`token_prior`: predict the training token frequencies over the valid
   steps (cross-entropy per token, nats);
 * :func:`position_prior`: predict, at each target position, the training
-  frequencies of that position (a decoder that never reads its source).
+  frequencies of that position (a decoder that never reads its source);
+* :func:`nearest_neighbour`: the label of the closest training sequence (1-NN,
+  Euclidean), the classic classifier that reads the input without learning.
 
 A stream's training split is sampled: ``fit_batches`` batches the size of the
 test batches, under a key of its own.
@@ -122,3 +124,19 @@ def position_prior(
             total -= log_p[np.asarray(batch.targets)[valid, t]].sum()
             count += int(valid.sum())
     return Baseline("the training frequencies per position", {"loss": total / max(count, 1)})
+
+
+def nearest_neighbour(data: Dataset, test: list) -> Baseline:
+    """1-NN: each test sequence takes the label of the training sequence nearest to it
+    (Euclidean over its ``inputs``, padded steps included); ``accuracy`` on ``test``.
+
+    For data sets of equal-length sequences (MNIST-1D, digits); it fits the whole
+    training split, scikit-learn's ``KNeighborsClassifier(1)``.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    train = _training_examples(data, test, 1)
+    labels = _stack(train, "targets").ravel()
+    knn = KNeighborsClassifier(n_neighbors=1).fit(_stack(train, "inputs"), labels)
+    right = knn.predict(_stack(test, "inputs")) == _stack(test, "targets").ravel()
+    return Baseline("1-NN (Euclidean)", {"accuracy": float(np.mean(right))})
