@@ -11,9 +11,10 @@ The protocol is the baseline's, in two stages:
 1. ``jaxrnn sweep sunspots_rnn``: both cells × windows 10 and 20 × 5 seeds, fitted
    on train; validation RMSE (every 25 steps) chooses the setting and the number
    of steps.
-2. ``jaxrnn sweep sunspots_rnn task.refit=true model.cell=C task.window=W
-   train.steps=N --seeds 0,1,2,3,4``: the chosen setting refit on train +
-   validation for that many steps, scored once on test.
+2. ``jaxrnn sweep sunspots_rnn task.refit=true train.steps=N --grid model.cell=C
+   --grid task.window=W``: the chosen setting (lowest mean validation RMSE over the
+   seeds) refit on train + validation for N steps (the median of its seeds' chosen
+   steps), 5 seeds, scored once on test.
 
 Expected (2 CPU cores, minutes): a test RMSE to stand beside ARIMA(8,1,0)'s 19.14,
 AR(18)'s 20.16 and persistence's 33.42 (experiments/README.md has the figures).

@@ -38,7 +38,7 @@ class ModelParams(NamedTuple):
     """The params of a :class:`Model`: a recurrent cell and a linear readout.
 
     Attributes:
-      cell: the cell's params.
+      cell: the cell's params (a layer's, for a model over a :class:`jaxrnn.Layer`).
       readout: ``W: [H, O]``, ``b: [O]``, from the cell's output (size ``H``) to the outputs.
     """
 
