@@ -1,4 +1,4 @@
-"""jaxrnn sweep sunspots_rnn   (stage 1; stage 2: the same with task.refit=true)
+"""jaxrnn sweep sunspots_rnn
 
 A GRU or LSTM (H = 32) forecasts the yearly sunspot number one year ahead from the
 ``task.window`` years before it, on ``BASELINES.md``'s split: train 1700-1920,
@@ -63,7 +63,7 @@ def get_config(smoke: bool = False) -> Config:
         optim=OptimConfig(name="adam", learning_rate=3e-3, clip_norm=1.0),
         train=TrainConfig(
             steps=20 if smoke else 1500,
-            batch_size=32,
+            batch_size=8 if smoke else 32,
             eval_every=10 if smoke else 25,
             eval_batch_size=64,
             checkpoint_every=10 if smoke else 500,

@@ -281,7 +281,7 @@ def one_to_many(
     def init(key) -> OneToManyParams:
         k_map, k_emb, k_cell, k_out = jax.random.split(key, 4)
         cell_params = cell.init(k_cell, cell_input)
-        readout = _readout_init(k_out, cell, cell_params, cell_input, output_size)
+        readout = _readout_init(k_out, layer_of(cell), cell_params, cell_input, output_size)
         init_map = None
         if not every_step:
             carry = jax.eval_shape(lambda p: cell.initial_carry(p, (1,)), cell_params)

@@ -13,8 +13,10 @@ standard deviation of the years the model is fitted on (train, or train +
 validation for the refit), never of the years it is scored on.
 
 References:
-  SIDC (Solar Influences Data Analysis Center), Royal Observatory of Belgium:
-  yearly mean total sunspot number (version 1, as shipped by statsmodels).
+  NOAA National Geophysical Data Center: yearly sunspot numbers, 1700-2008 (public
+  domain), as shipped in statsmodels' ``sunspots`` data set.
+  Seabold, Perktold (2010). statsmodels: Econometric and Statistical Modeling with
+  Python. Proceedings of the 9th Python in Science Conference.
 """
 
 from typing import NamedTuple
@@ -25,11 +27,14 @@ from jaxrnn.tasks.carriers import Carrier, cached, locate
 from jaxrnn.tasks.data import Batch, Dataset
 
 CARRIER = Carrier("statsmodels", "0.15.0", "pip install --no-deps statsmodels==0.15.0")
-CITATION = r"""@misc{sidc_sunspots,
-  author = {{SIDC, Royal Observatory of Belgium}},
-  title = {{Sunspot Index and Long-term Solar Observations: yearly mean total sunspot number}},
-  howpublished = {\url{https://www.sidc.be/SILSO/}},
-  note = {Version 1, 1700--2008, as shipped in statsmodels},
+# The series as statsmodels ships it (from NOAA's National Geophysical Data Center).
+CITATION = r"""@inproceedings{seabold2010statsmodels,
+  author = {Seabold, Skipper and Perktold, Josef},
+  title = {statsmodels: Econometric and Statistical Modeling with Python},
+  booktitle = {Proceedings of the 9th Python in Science Conference},
+  pages = {92--96},
+  year = {2010},
+  doi = {10.25080/Majora-92bf1922-011},
 }"""
 FIRST_YEAR, LAST_YEAR = 1700, 2008
 # BASELINES.md: the last training year and the last validation year.
