@@ -185,3 +185,25 @@ def split_examples(examples, sizes, *, seed: int | None = None) -> tuple:
         jax.tree.map(lambda a, lo=lo, hi=hi: np.asarray(a)[order[lo:hi]], examples)
         for lo, hi in itertools.pairwise(bounds)
     )
+
+
+def stratified_holdout(index, labels, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split the examples ``index`` into ``(kept, held_out)``, ``fraction`` of them held
+    out with each class's share of ``labels[index]`` (scikit-learn's
+    ``train_test_split(random_state=0)``): the validation split of a finite data set.
+
+    Raises:
+      ValueError: ``fraction`` not in ``(0, 1)``, named ``validation_fraction``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(
+            f"validation_fraction: expected 0 < validation_fraction < 1, got {fraction}"
+        )
+    from sklearn.model_selection import train_test_split
+
+    index = np.asarray(index)
+    return tuple(
+        train_test_split(
+            index, test_size=fraction, random_state=0, stratify=np.asarray(labels)[index]
+        )
+    )

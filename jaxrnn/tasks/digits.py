@@ -12,7 +12,7 @@ References:
 
 import numpy as np
 
-from jaxrnn.tasks.data import Batch, Dataset
+from jaxrnn.tasks.data import Batch, Dataset, stratified_holdout
 
 
 def _load_digits():
@@ -42,19 +42,13 @@ def digits(*, pixelwise: bool = False, validation_fraction: float = 0.1) -> Data
     Returns:
       A data set whose examples are ``Batch(inputs, targets [N] int32, mask [N, T])``.
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            f"validation_fraction: expected 0 < validation_fraction < 1, got {validation_fraction}"
-        )
     from sklearn.model_selection import train_test_split
 
     images, labels = _load_digits()
     seqs = images.reshape(len(labels), 64, 1) if pixelwise else images
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=0.2, random_state=0, stratify=labels)
-    train, val = train_test_split(
-        rest, test_size=validation_fraction, random_state=0, stratify=labels[rest]
-    )
+    train, val = stratified_holdout(rest, labels, validation_fraction)
 
     def examples(idx):
         return Batch(seqs[idx], labels[idx], np.ones(seqs[idx].shape[:2], bool))

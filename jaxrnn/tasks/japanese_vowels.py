@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxrnn.tasks.carriers import Carrier, cached, locate
-from jaxrnn.tasks.data import Batch, Dataset
+from jaxrnn.tasks.data import Batch, Dataset, stratified_holdout
 
 CARRIER = Carrier("aeon", "1.6.0", "pip install --no-deps aeon==1.6.0")
 FOLDER = "aeon/datasets/data/JapaneseVowels"
@@ -134,16 +134,9 @@ def japanese_vowels(*, validation_fraction: float = 0.1, standardize: bool = Tru
       Examples ``Batch(inputs [N, 29, 12] float32, targets [N] int32, mask [N, 29])``,
       the mask True at each utterance's frames; padded frames are zero.
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            f"validation_fraction: expected 0 < validation_fraction < 1, got {validation_fraction}"
-        )
-    from sklearn.model_selection import train_test_split
-
     x, lengths, y = arrays("train")
     x_test, lengths_test, y_test = arrays("test")
-    index = np.arange(len(y))
-    train, val = train_test_split(index, test_size=validation_fraction, random_state=0, stratify=y)
+    train, val = stratified_holdout(np.arange(len(y)), y, validation_fraction)
     train, val = np.sort(train), np.sort(val)
     mask = np.arange(MAX_LENGTH) < lengths[:, None]
     mask_test = np.arange(MAX_LENGTH) < lengths_test[:, None]

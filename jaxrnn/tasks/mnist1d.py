@@ -17,7 +17,7 @@ import random
 import numpy as np
 
 from jaxrnn.tasks.carriers import Carrier, cached, locate
-from jaxrnn.tasks.data import Batch, Dataset
+from jaxrnn.tasks.data import Batch, Dataset, stratified_holdout
 
 CARRIER = Carrier("mnist1d", "0.0.2.post1", "pip install --no-deps mnist1d==0.0.2.post1")
 CITATION = r"""@article{greydanus2020scaling,
@@ -75,17 +75,8 @@ def mnist1d(*, validation_fraction: float = 0.1) -> Dataset:
       Examples ``Batch(inputs [N, 40, 1] float32, targets [N] int32, mask [N, 40])``;
       the test split is the generator's last 1,000 examples.
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            f"validation_fraction: expected 0 < validation_fraction < 1, got {validation_fraction}"
-        )
-    from sklearn.model_selection import train_test_split
-
     x, y = arrays()
-    rest = np.arange(NUM_TRAIN)
-    train, val = train_test_split(
-        rest, test_size=validation_fraction, random_state=0, stratify=y[rest]
-    )
+    train, val = stratified_holdout(np.arange(NUM_TRAIN), y, validation_fraction)
     test = np.arange(NUM_TRAIN, NUM_TRAIN + NUM_TEST)
 
     def examples(idx):
