@@ -7,6 +7,16 @@ Many tests train the same smoke-sized programs (in this process, in the other
 xdist worker and in the ``jaxrnn`` subprocesses they start), so compiled programs
 are kept in JAX's persistent compilation cache, shared through the environment.
 A cached program is the same executable, so results do not depend on a hit.
+Subprocesses cache every program (a warm smoke run of adding_lstm: 5.9 s to 4.8 s);
+this process only those that take 0.2 s or more, since its thousands of tiny test
+programs are rarely compiled again anywhere else.
+
+XLA:CPU's backend optimisations are off for the whole suite (here and in every
+subprocess, through ``XLA_FLAGS``): the tests run small shapes, where compiling is
+most of the time, and unoptimised code computes the same function (to rounding the
+tests' tolerances allow; bit-exact checks compare programs built alike). This cuts the
+suite's test time by a fifth (2680 s to 2100 s, cold cache, 2 workers); the fused
+engine's tests take half as long. Benchmarks' quick modes use the same flags.
 """
 
 import contextlib
@@ -16,18 +26,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
-
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# Before JAX creates its CPU backend, which reads XLA_FLAGS once.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "jaxrnn-tests-xla-cache")
 )
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update(
-    "jax_persistent_cache_min_compile_time_secs",
-    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
-)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

@@ -189,8 +189,8 @@ def _main(argv) -> None:
 def _env(devices: int) -> dict:
     cache = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_")) or k in cache}
-    env.update(
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    env.update(  # the suite's compile flags (tests/conftest.py), and the device count
+        XLA_FLAGS=f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
     )
