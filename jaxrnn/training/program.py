@@ -29,6 +29,7 @@ References:
 """
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -160,8 +161,13 @@ def stack(states: Sequence[MemberState], ids: Sequence[str]) -> MemberState:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
+@jax.jit
 def member(tree, index: int):
-    """Member ``index`` of a stacked tree."""
+    """Member ``index`` of a stacked tree.
+
+    One compiled program for the whole tree: across processes, a member-sharded state
+    indexed leaf by leaf, op by op, sometimes left the processes waiting in different
+    ops (a two-process sweep hung at its checkpoint)."""
     return jax.tree.map(lambda x: x[index], tree)
 
 
@@ -299,7 +305,7 @@ def evaluate(
     if objective.evaluate is not None:
         host = distributed.fetch(params)
         for m, result in enumerate(results):
-            extra = objective.evaluate(member(host, m), batches)
+            extra = objective.evaluate(jax.tree.map(operator.itemgetter(m), host), batches)
             result.update({name: float(value) for name, value in extra.items()})
     return results
 
