@@ -3,6 +3,8 @@ the tensorboard package's own reader (the oracle: what TensorBoard itself would 
 
 import importlib.util
 import json
+import logging
+import math
 import shutil
 import struct
 import subprocess
@@ -108,6 +110,21 @@ def test_a_failing_writer_warns_once_and_the_run_goes_on(tmp_path, monkeypatch):
     assert [r["step"] for r in rundir.read_log(workdir / rundir.LOG) if r["kind"] == "train"] == (
         list(range(1, 21))
     )
+
+
+def test_a_diverged_value_is_written_without_a_warning_per_scalar(tmp_path, caplog):
+    """A diverged sweep member logs inf/NaN each step: TensorBoard gets the values, the
+    console no tensorboardX warning per scalar (it would flood a long sweep's log)."""
+    from jaxrnn.training.events import Events
+
+    with caplog.at_level(logging.WARNING), Events(tmp_path, start=0) as events:
+        for step in (1, 2, 3):
+            events.write({"kind": "train", "step": step, "loss": math.inf, "grad_norm": math.nan})
+    assert not [r for r in caplog.records if "NaN or Inf" in r.getMessage()]
+    shown = _shown(_read(tmp_path))
+    assert shown["train/loss"] == [(1, math.inf), (2, math.inf), (3, math.inf)]
+    assert [s for s, _ in shown["train/grad_norm"]] == [1, 2, 3]
+    assert all(math.isnan(v) for _, v in shown["train/grad_norm"])
 
 
 def test_sweep_members_each_write_their_own_events(tmp_path):

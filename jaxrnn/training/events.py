@@ -41,6 +41,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -75,6 +76,11 @@ def _tensorboardx():
     finally:
         if masked:
             del sys.modules["torch"]
+    # tensorboardX warns "NaN or Inf found in input tensor." for every non-finite scalar,
+    # without its tag or step: a diverged sweep member would print it a few times each
+    # step until its group ends. The value is written all the same (TensorBoard shows
+    # it), metrics.jsonl has it, and the run's status says the member diverged.
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
     return tensorboardX
 
 
