@@ -289,6 +289,24 @@ def test_learning_curve_is_mean_and_min_max_over_finished_seeds(sweep):
     assert plots.curve(s, s.settings[0], "bleu") is None
 
 
+def test_curves_of_a_minimised_metric_are_logarithmic_of_a_maximised_one_linear(
+    sweep, tmp_path, monkeypatch
+):
+    _, s = sweep
+    scales = {}
+    save = plots._save
+
+    def spy(fig, out_dir, name):
+        scales[name] = fig.axes[0].get_yscale()
+        return save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    for metric in ("loss", "accuracy"):
+        plots.learning_curves(s, metric, tmp_path)
+    assert s.directions == {"loss": "min", "accuracy": "max"}
+    assert scales == {"curves_loss": "log", "curves_accuracy": "linear"}
+
+
 def test_unstarted_and_killed_members_are_counted_not_averaged(tmp_path):
     import shutil
 

@@ -2,7 +2,9 @@
 
 * ``curves_<metric>``: the evaluation ``metric`` against step, one line per setting:
   the **mean over its finished seeds** with a shaded **min–max band** (the band
-  shows every seed's spread, not an interval estimate).
+  shows every seed's spread, not an interval estimate). The y axis is logarithmic
+  for a metric minimised (a loss, an error) whose values are all positive, linear
+  for one maximised (an accuracy, R²), which a log axis would squash near its top.
 * ``final_<metric>_vs_<key>``: the final ``metric`` against each swept
   hyperparameter: one dot per finished member (seed) and a line through the mean
   of all finished members that share that value (marginal over the other swept
@@ -102,7 +104,7 @@ def learning_curves(summary: Summary, metric: str, out_dir: Path) -> list[Path]:
         positive &= bool(np.all(lo > 0))
         (line,) = ax.plot(steps, mean, "o-", label=_label(setting.overrides), lw=1.5, ms=3)
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
-    if positive and ax.lines:
+    if positive and ax.lines and summary.directions.get(metric, "min") == "min":
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(f"eval {metric}")
