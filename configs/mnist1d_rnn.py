@@ -7,9 +7,10 @@ and classify it from the last state: ``BASELINES.md``'s split, the generator's f
 100, 8,000 steps (about 220 epochs); the checkpoint of best validation accuracy is scored.
 The sweep: both cells × seeds 0, 1, 2.
 
-Expected (the goal; not yet measured): at least the published GRU's 91% test accuracy, against
-1-NN's 56.7% and the MLP's 64% on the same split; the sweep takes about an hour on
-2 CPU cores. ``jaxrnn train mnist1d_rnn`` trains the GRU alone.
+Expected (measured on 2 CPU cores, 2 December 2026): test accuracy GRU 97.8 ± 0.4%,
+LSTM 96.7 ± 0.4% over the seeds, above the published GRU's 91% and far above 1-NN's
+56.7% and the MLP's 64% on the same split; about 30 minutes for the sweep (see
+experiments/README.md, "MNIST-1D"). ``jaxrnn train mnist1d_rnn`` trains the GRU alone.
 Needs ``pip install --no-deps mnist1d==0.0.2.post1``.
 """
 
