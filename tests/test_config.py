@@ -966,6 +966,11 @@ CHANGES = {
 # The same for the fields of the other experiments' own sections (the task sections, and
 # the fields addition_seq2seq's model section adds to ModelConfig).
 SECTION_CHANGES = {
+    "adding_cells": {
+        "task.length": ["task.length=40"],
+        "task.min_length": ["task.min_length=5"],
+        "model.preset": ["model.preset=gru"],
+    },
     "adding_lr_sweep": {
         "task.length": ["task.length=40"],
         "task.min_length": ["task.min_length=5"],

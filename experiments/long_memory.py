@@ -1,0 +1,128 @@
+"""The tables, CSV and figure of the long-memory sweeps in experiments/README.md
+("Adding problem: four cells at T = 100, 200, 400"), from their sweep directories.
+
+For each sweep (one per T, of ``configs/adding_cells.py``) and each cell
+(``model.preset``): the learning rate of lowest mean validation loss over the seeds
+(each seed's best evaluation, the one its checkpoint keeps); at that rate, the test
+loss (mean ± sample std over the seeds that finished with a finite one, each seed's
+value), the diverged seeds (stopped, or ended with a non-finite test loss), and the
+**steps to solve**: each seed's first evaluation step with validation loss below
+``--threshold`` ("never" where none is). Sweeps are read with
+:func:`jaxrnn.sweep.summary.read`, curves with :func:`jaxrnn.sweep.plots.curve`.
+
+Writes ``experiments/figures/<name>_curves.png`` (validation loss against step for
+each cell at its chosen rate: mean over seeds, min–max band, the baseline dashed) and
+``experiments/figures/<name>.csv`` (one row per member: every number behind the
+table), and prints the markdown table::
+
+    python experiments/long_memory.py --threshold 0.01 adding_T200=sweeps/adding_cells_T200
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from jaxrnn.sweep import plots, summary
+
+FIGURES = Path(__file__).resolve().parent / "figures"
+KEY, RATE = "model.preset", "optim.learning_rate"
+
+
+def best_validation(member, metric: str) -> float:
+    """The member's lowest validation ``metric`` (inf where it has none finite)."""
+    values = [r[metric] for r in member.evals if np.isfinite(r.get(metric, np.nan))]
+    return min(values, default=np.inf)
+
+
+def steps_to(member, metric: str, threshold: float) -> int | None:
+    """The first evaluation step with validation ``metric`` below ``threshold``."""
+    return next((r["step"] for r in member.evals if r.get(metric, np.inf) < threshold), None)
+
+
+def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> None:
+    s = summary.read(folder)
+    members = {m.id: m for m in s.members}
+    baseline = next(
+        json.loads(p.read_text())["baseline"]
+        for p in sorted((folder / "members").glob("*/status.json"))
+    )
+    rows, lines = [], []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for cell in dict.fromkeys(st.overrides[KEY] for st in s.settings):
+        candidates = [st for st in s.settings if st.overrides[KEY] == cell]
+        for st in candidates:
+            for i in st.members:
+                m = members[i]
+                rows.append(
+                    {
+                        "cell": cell,
+                        "learning_rate": st.overrides[RATE],
+                        "seed": m.overrides["seed"],
+                        "status": m.status,
+                        "best_validation": best_validation(m, metric),
+                        "test": m.final.get(metric) if m.status == "finished" else None,
+                        "steps_to_threshold": steps_to(m, metric, threshold),
+                    }
+                )
+        chosen = min(
+            candidates,
+            key=lambda st: np.mean([best_validation(members[i], metric) for i in st.members]),
+        )
+        seeds = [members[i] for i in chosen.members]
+        tests = [m.final[metric] for m in seeds if m.status == "finished"]
+        # "skip" (the default of train.nonfinite) keeps a run going past non-finite
+        # losses: a seed whose test loss is not finite diverged all the same.
+        diverged = len(seeds) - sum(np.isfinite(tests))
+        tests = [t for t in tests if np.isfinite(t)]
+        solved = [steps_to(m, metric, threshold) for m in seeds]
+        stats = summary.stats(tests)
+        lines.append(
+            f"| {cell} | {chosen.overrides[RATE]:g} | {stats.mean:.2g} ± {stats.std:.1g} | "
+            f"{', '.join(f'{t:.2g}' for t in tests)} | {diverged} | "
+            f"{', '.join('never' if n is None else f'{n:,}' for n in solved)} |"
+        )
+        drawn = plots.curve(s, chosen, metric)
+        if drawn is not None:
+            steps, mean, lo, hi = drawn
+            (line,) = ax.plot(steps, mean, label=f"{cell} (lr {chosen.overrides[RATE]:g})")
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.axhline(baseline[metric], color="k", ls="--", lw=1, label=baseline["name"])
+    ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"{threshold:g}")
+    ax.set(yscale="log", xlabel="training step", ylabel=f"validation {metric}", title=name)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    FIGURES.mkdir(exist_ok=True)
+    fig.savefig(FIGURES / f"{name}_curves.png", dpi=110)
+    plt.close(fig)
+    with open(FIGURES / f"{name}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\n### {name} ({folder}); baseline ({baseline['name']}): {baseline[metric]:.4f}\n")
+    print(
+        f"| cell | learning rate | test {metric} | per seed | diverged "
+        f"| steps to < {threshold:g} (validation) |"
+    )
+    print("|---|---|---|---|---|---|")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threshold", type=float, required=True)
+    parser.add_argument("sweeps", nargs="+", metavar="NAME=SWEEP_DIR")
+    args = parser.parse_args(argv)
+    for pair in args.sweeps:
+        name, _, folder = pair.partition("=")
+        report(name, Path(folder), args.threshold)
+
+
+if __name__ == "__main__":
+    main()
