@@ -399,7 +399,10 @@ _CELLS = [
             ["model.cell=elman", "model.activation=relux"],
             ["model.activation='relux': expected one of 'tanh', 'relu', 'sigmoid'", "'gelu'"],
         ),
-        (["model.recurrent_init=eye"], ["model.recurrent_init='eye'", "'orthogonal', 'identity'"]),
+        (
+            ["model.recurrent_init=eye"],
+            ["model.recurrent_init='eye'", "'orthogonal', 'identity', 'gaussian'"],
+        ),
         # Cross-field rules.
         (["optim.nesterov=true"], ["nesterov=True", "momentum > 0", "name='adam'"]),
         (["optim.name=sgd", "optim.nesterov=true"], ["nesterov=True", "momentum=0.0"]),

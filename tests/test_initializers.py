@@ -66,6 +66,37 @@ def test_identity(scale, key):
     np.testing.assert_array_equal(W, scale * np.eye(H))
 
 
+def test_gaussian_is_normal_with_variance_one_over_fan_in(key):
+    """Kolmogorov-Smirnov against N(0, 1/H) (scipy), and the circular law: the spectral
+    radius of a large square draw is near 1, its singular values spread over [0, 2]."""
+    from scipy import stats
+
+    n = 400
+    W = np.asarray(ini.gaussian()(key, (n, n), F64))
+    assert W.dtype == np.float64
+    assert stats.kstest(W.ravel() * np.sqrt(n), "norm").pvalue > 1e-3
+    assert abs(np.max(np.abs(np.linalg.eigvals(W))) - 1.0) < 0.1
+    s = np.linalg.svd(W, compute_uv=False)
+    assert s.max() > 1.9 and s.min() < 0.05  # not an isometry, unlike orthogonal
+    # A [n, 2n] matrix's variance follows its fan-in, n.
+    assert abs(np.std(np.asarray(ini.gaussian()(key, (n, 2 * n), F64))) * np.sqrt(n) - 1) < 0.01
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_a_config_draws_gaussian_recurrent_weights_per_gate_and_cites_them(cell, key):
+    from jaxrnn.training import ModelConfig, make_cell
+
+    model = ModelConfig(cell=cell, hidden_size=H, recurrent_init="gaussian")
+    gates = {"elman": 1, "gru": 3, "lstm": 4}[cell]
+    W_hh = make_cell(model).init(key, input_size=2).W_hh
+    # Per gate block, the same key split as the orthogonal default: independent blocks.
+    want = ini.fused(*[ini.gaussian()] * gates) if gates > 1 else ini.gaussian()
+    k_h = jax.random.split(key, 5 if cell == "lstm" else 3)[1]  # the cells' own split
+    assert W_hh.shape == (H, gates * H)
+    np.testing.assert_array_equal(W_hh, want(k_h, (H, gates * H)))
+    assert any("Gaussian recurrent weights" in r.method for r in model.references())
+
+
 def test_lstm_bias_blocks(key):
     b = ini.lstm_bias(1.5)(key, (4 * H,), F64)
     i, f, g, o = np.split(np.asarray(b), 4)

@@ -5,6 +5,8 @@ The standard ones are re-exported from JAX; this module adds what recurrent
 networks need on top:
 
 * :func:`identity` — ``W_hh = scale * I`` for IRNNs (Le et al. 2015);
+* :func:`gaussian` — ``W_hh ~ N(0, 1/fan_in)``, the random matrix that orthogonal
+  initialisation is compared against (Saxe et al. 2014; Le et al. 2015);
 * :func:`fused` — apply one initialiser per gate block of a fused
   ``[in, G*H]`` matrix or ``[G*H]`` bias (e.g. orthogonal per gate);
 * :func:`lstm_bias` / :func:`chrono_lstm_bias` / :func:`chrono_gru_bias` —
@@ -92,6 +94,7 @@ __all__ = [
     "chrono_lstm_bias",
     "constant",
     "fused",
+    "gaussian",
     "glorot_normal",
     "glorot_uniform",
     "he_normal",
@@ -135,26 +138,49 @@ def identity(scale: float = 1.0) -> Initializer:
     return init
 
 
+def gaussian() -> Initializer:
+    """``W ~ N(0, 1/fan_in)`` entrywise, untruncated (``fan_in = shape[0]``).
+
+    For a square ``[H, H]`` recurrent matrix the spectral radius tends to 1 (the
+    circular law) while the singular values spread over ``[0, 2]`` (the quarter-circle
+    law): the same scale as an orthogonal matrix, without its isometry, which is what
+    an orthogonal-against-Gaussian comparison isolates (Saxe et al. 2014, Sec. 3).
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        std = 1.0 / jnp.sqrt(jnp.asarray(shape[0], carry_dtype(dtype)))
+        return (std * jax.random.normal(key, shape, carry_dtype(dtype))).astype(dtype)
+
+    return init
+
+
+RECURRENT = ("orthogonal", "identity", "gaussian")
+
+
 def recurrent(name: str = "orthogonal", scale: float = 1.0, gates: int = 1) -> Initializer:
     """The recurrent-weight initialiser a config names, per gate block of ``gates``.
 
     ``"orthogonal"``: an orthogonal ``[H, H]`` block per gate (Saxe et al. 2014);
-    ``"identity"``: ``scale * I`` per gate (IRNN, Le et al. 2015).
+    ``"identity"``: ``scale * I`` per gate (IRNN, Le et al. 2015); ``"gaussian"``:
+    :func:`gaussian` per gate.
     """
-    if name not in ("orthogonal", "identity"):
-        raise ValueError(f"name: expected 'orthogonal' or 'identity', got {name!r}")
-    one = identity(scale) if name == "identity" else orthogonal()
+    if name not in RECURRENT:
+        raise ValueError(f"name: expected one of {RECURRENT}, got {name!r}")
+    one = {"identity": identity(scale), "orthogonal": orthogonal(), "gaussian": gaussian()}[name]
     return one if gates == 1 else fused(*[one] * gates)
 
 
 def recurrent_reference(name: str = "orthogonal") -> Reference:
     """What a run whose recurrent weights :func:`recurrent` initialises by ``name`` cites:
-    ``"orthogonal"``, Saxe et al. (2014); ``"identity"``, Le et al. (2015)."""
+    ``"orthogonal"``, Saxe et al. (2014); ``"identity"``, Le et al. (2015);
+    ``"gaussian"``, Saxe et al. (2014), whose comparison it is."""
     if name == "identity":
         return Reference("identity-initialised recurrent weights", LE_2015)
     if name == "orthogonal":
         return Reference("orthogonal initialisation of the recurrent weights", SAXE_2014)
-    raise ValueError(f"name: expected 'orthogonal' or 'identity', got {name!r}")
+    if name == "gaussian":
+        return Reference("Gaussian recurrent weights, N(0, 1/H)", SAXE_2014)
+    raise ValueError(f"name: expected one of {RECURRENT}, got {name!r}")
 
 
 def fused(*gate_inits: Initializer) -> Initializer:

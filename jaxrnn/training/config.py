@@ -118,8 +118,9 @@ class ModelConfig:
       num_layers: stacked layers.
       activation: Elman (or recursive-network) activation, a key of ``jaxrnn.ACTIVATIONS``.
       forget_bias: initial LSTM forget-gate bias (1.0: Gers et al. 2000; Jozefowicz et al. 2015).
-      recurrent_init: ``W_hh`` initialiser: ``"orthogonal"`` (Saxe et al. 2014) or
-        ``"identity"`` (Le et al. 2015, scaled by ``identity_scale``).
+      recurrent_init: ``W_hh`` initialiser: ``"orthogonal"`` (Saxe et al. 2014),
+        ``"identity"`` (Le et al. 2015, scaled by ``identity_scale``) or ``"gaussian"``
+        (``N(0, 1/H)`` entrywise, the baseline orthogonal initialisation is compared with).
       identity_scale: the scale of the identity initialiser.
       chrono_t_max: chrono gate-bias initialisation for the expected longest
         dependency (Tallec & Ollivier 2018); must be > 2; None: off.
@@ -146,7 +147,7 @@ class ModelConfig:
     num_layers: PositiveInt = 1
     activation: str = "tanh"
     forget_bias: float = 1.0
-    recurrent_init: Literal["orthogonal", "identity"] = "orthogonal"
+    recurrent_init: Literal["orthogonal", "identity", "gaussian"] = "orthogonal"
     identity_scale: PositiveFloat = 1.0
     chrono_t_max: Annotated[float, Field(gt=2.0)] | None = None
     layer_norm: bool = False
