@@ -49,7 +49,9 @@ PRESETS = {
     "chrono_lstm": {"cell": "lstm", "chrono_t_max": "T"},
     "gru": {"cell": "gru"},
     "irnn": {"cell": "elman", "activation": "relu", "recurrent_init": "identity"},
-    "tanh": {"cell": "elman", "activation": "tanh", "recurrent_init": "orthogonal"},
+    # The default W_hh, orthogonal, is not part of it: model.recurrent_init=gaussian
+    # compares the two (experiments/gradients.py).
+    "tanh": {"cell": "elman", "activation": "tanh"},
 }
 
 
@@ -60,8 +62,9 @@ class Cells(ModelConfig):
     Attributes:
       preset: ``"lstm"`` (forget bias 1), ``"chrono_lstm"`` (chrono init, ``T_max = T``),
         ``"gru"``, ``"irnn"`` (ReLU Elman, identity ``W_hh``) or ``"tanh"`` (tanh Elman,
-        orthogonal ``W_hh``); its settings are written over the section's, and setting
-        one of them to another value as well is an error.
+        ``W_hh`` by ``model.recurrent_init``, orthogonal by default); its settings are
+        written over the section's, and setting one of them to another value as well is
+        an error.
     """
 
     preset: Literal["lstm", "chrono_lstm", "gru", "irnn", "tanh"] = "lstm"

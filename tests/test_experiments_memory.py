@@ -1,18 +1,23 @@
-"""The long-memory experiments' model presets (configs/adding_cells.py).
+"""The long-memory experiments' model presets (configs/adding_cells.py) and the
+vanishing/exploding-gradient study (experiments/gradients.py) in its smoke mode.
 
 Oracles: the papers' initialisations read off the initial params (the identity and a
 zero bias for the IRNN, Le et al. 2015; an orthogonal ``W_hh``; a forget bias of 1;
 chrono's ``b_f in [0, log(T - 1)]`` with ``b_i = -b_f``, Tallec & Ollivier 2018), and
 a NumPy Elman recurrence written from ``h_t = f(x_t W_xh + h_{t-1} W_hh + b)`` for the
-two Elman presets' outputs.
+two Elman presets' outputs; a hand-derived BPTT through an IRNN at initialisation
+for the study's gradient profile.
 """
 
+import csv
 import re
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
+from jaxrnn import training
 from jaxrnn.cells.gru import GRUParams
 from jaxrnn.cells.lstm import LSTMParams
 from jaxrnn.sweep import engine, spec
@@ -81,11 +86,14 @@ def test_a_setting_that_contradicts_the_preset_is_refused_naming_both():
     message = str(e.value)
     assert "model.cell='gru'" in message and "model.preset='lstm'" in message
     assert "model.cell='lstm'" in message
-    with pytest.raises(ConfigError, match=re.escape("model.recurrent_init='identity'")):
-        experiment_lib.get_config(ADDING, ["model.preset=tanh", "model.recurrent_init=identity"])
+    with pytest.raises(ConfigError, match=re.escape("model.recurrent_init='gaussian'")):
+        experiment_lib.get_config(ADDING, ["model.preset=irnn", "model.recurrent_init=gaussian"])
     # A setting the preset leaves alone stays the user's.
     config = experiment_lib.get_config(ADDING, ["model.preset=irnn", "model.identity_scale=0.5"])
     assert config.model.identity_scale == 0.5 and config.model.recurrent_init == "identity"
+    _, _, params = _model("tanh", "model.recurrent_init=gaussian")
+    W_hh = np.asarray(params.cell.W_hh)
+    assert not np.allclose(W_hh @ W_hh.T, np.eye(H), atol=0.1)  # Gaussian, not orthogonal
 
 
 def test_the_sweep_is_four_cells_by_two_learning_rates_by_three_seeds_in_four_programs():
@@ -97,3 +105,75 @@ def test_the_sweep_is_four_cells_by_two_learning_rates_by_three_seeds_in_four_pr
         cells = {(m.config.model.cell, m.config.model.activation) for m in group.members}
         assert len(cells) == 1
         assert {m.config.optim.learning_rate for m in group.members} == {3e-4, 1e-3}
+
+
+@pytest.fixture(scope="module")
+def gradient_study(tmp_path_factory):
+    """``python experiments/gradients.py --smoke``, its sweeps and figures in a tmp dir."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "gradients.py"
+    loaded = importlib.util.spec_from_file_location("gradients_study", path)
+    study = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(study)
+    root = tmp_path_factory.mktemp("gradients")
+    with jax.numpy_dtype_promotion("standard"):  # optax is not strict-promotion clean
+        study.main(["--smoke", "--root", str(root / "sweeps"), "--out", str(root / "figures")])
+    return study, root
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_gradient_study_writes_every_figure_with_its_numbers(gradient_study):
+    _, root = gradient_study
+    figures = root / "figures"
+    for name in ("gradients_vs_distance", "spectral_radius", "clipping", "init"):
+        assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    T = experiment_lib.get_config(ADDING, smoke=True).task.length
+    profile = _csv(figures / "gradients_vs_distance.csv")
+    assert len(profile) == 4 * 2 * T
+    assert {(r["cell"], r["when"]) for r in profile} == {
+        (c, w) for c in ("tanh", "irnn", "gru", "lstm") for w in ("init", "trained")
+    }
+    assert len(_csv(figures / "spectral_radius.csv")) == 4 * 2 * T
+    clip = _csv(figures / "clipping.csv")
+    assert {r["setting"] for r in clip} == {f"clip_norm={c}" for c in (None, 1.0, 10.0, 100.0)}
+    assert {r["setting"] for r in _csv(figures / "init_gradients.csv")} == {
+        "recurrent_init=orthogonal",
+        "recurrent_init=gaussian",
+    }
+
+
+def test_the_irnn_gradient_profile_at_initialisation_is_hand_derived_bptt(gradient_study):
+    """With ``W_hh = I`` and ``b = 0`` BPTT is a product of ReLU masks: from the last
+    output ``∂L/∂h_{T-1} = (2/B)(ŷ - y) W_out``, and ``∂L/∂h_{t-1} = ∂L/∂h_t ⊙ [z_t > 0]``
+    with ``z_t = x_t W_xh + h_{t-1}``, written here in float64 NumPy."""
+    study, root = gradient_study
+    run = training.load_run(study.chosen_member(root / "sweeps" / "cells", "irnn"))
+    params = jax.tree.map(lambda a: np.asarray(a, np.float64), study.initial_params(run))
+    batch = study.test_batch(run)
+    xs, y = np.asarray(batch.inputs, np.float64), np.asarray(batch.targets, np.float64)
+    B, T, _ = xs.shape
+    np.testing.assert_array_equal(params.cell.W_hh, np.eye(params.cell.W_hh.shape[0]))
+    h, zs = np.zeros((B, params.cell.W_hh.shape[0])), []
+    for t in range(T):
+        zs.append(xs[:, t] @ params.cell.W_xh + h)
+        h = np.maximum(zs[-1], 0.0)
+    prediction = h @ params.readout.W[:, 0] + params.readout.b[0]
+    g = (2.0 / B) * (prediction - y.reshape(-1))[:, None] * params.readout.W[:, 0]
+    want = np.zeros(T)
+    for t in reversed(range(T)):
+        g = g * (zs[t] > 0)  # now ∂L/∂h_{t-1}, the carry entering step t
+        want[t] = np.linalg.norm(g, axis=1).mean()
+    rows = [
+        r
+        for r in _csv(root / "figures" / "gradients_vs_distance.csv")
+        if (r["cell"], r["when"]) == ("irnn", "init")
+    ]
+    got = np.zeros(T)
+    for r in rows:
+        got[T - 1 - int(r["distance"])] = float(r["grad_norm"])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
