@@ -13,12 +13,13 @@ sweeps of ``configs/adding_cells.py``, run (or resumed, or reused when finished)
 * ``spectral_radius``: the spectral radius of the recurrent Jacobian
   ``J_t = ∂s_{t+1}/∂s_t`` along one test sequence, the same models
   (:func:`jaxrnn.recurrent_jacobians`, :func:`jaxrnn.spectral_stats`);
-* ``clipping``: an IRNN trained with plain SGD (learning rate 0.01) without clipping
-  and with global-norm clipping at 1, 10 and 100: the gradient norm before clipping
-  and the validation MSE against step (``clipping`` sweep);
+* ``clipping``: an IRNN trained with SGD (learning rate 0.01, momentum 0.9) on the
+  adding problem with T = 100, without clipping and with global-norm clipping at 0.1,
+  1 and 10: the gradient norm before clipping and the validation MSE against step
+  (``clipping`` sweep);
 * ``init``: a tanh Elman network with orthogonal against Gaussian ``N(0, 1/H)``
-  recurrent weights: ``‖∂L/∂h_t‖`` at initialisation and the validation MSE against
-  step (``init`` sweep).
+  recurrent weights, T = 100 (Adam 1e-3): ``‖∂L/∂h_t‖`` at initialisation and the
+  validation MSE against step (``init`` sweep).
 
 Expected: the measured figures and what each shows are in experiments/README.md;
 the ``cells`` sweep is the adding-problem sweep at T = 200 of the same section (about
@@ -56,11 +57,11 @@ CELLS = ("tanh", "irnn", "gru", "lstm")
 STUDIES = {
     "cells": ([], []),
     "clipping": (
-        ["optim.name=sgd", "train.steps=3000"],
-        ["model.preset=irnn", "optim.learning_rate=0.01", "optim.clip_norm=none,1,10,100"],
+        ["task.length=100", "optim.name=sgd", "optim.momentum=0.9", "train.steps=3000"],
+        ["model.preset=irnn", "optim.learning_rate=0.01", "optim.clip_norm=none,0.1,1,10"],
     ),
     "init": (
-        ["train.steps=3000"],
+        ["task.length=100", "train.steps=3000"],
         [
             "model.preset=tanh",
             "optim.learning_rate=1e-3",
