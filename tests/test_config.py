@@ -986,6 +986,10 @@ SECTION_CHANGES = {
     "linear_copying": {"task.delay": ["task.delay=30"]},
     "parity_lstm": {"task.length": ["task.length=30"], "task.min_length": ["task.min_length=5"]},
     "digits_lstm": {"task.pixelwise": ["task.pixelwise=true"]},
+    "digits_rnn": {
+        "task.input_dropout": ["task.input_dropout=0.2"],
+        "task.state_dropout": ["task.state_dropout=0.2"],
+    },
     "mnist1d_rnn": {},
     "japanese_vowels_birnn": {
         "task.input_dropout": ["task.input_dropout=0.2"],
