@@ -70,10 +70,12 @@ class Cells(ModelConfig):
     preset: Literal["lstm", "chrono_lstm", "gru", "irnn", "tanh"] = "lstm"
 
 
-def finalize_config(config: Config) -> Config:
-    """Write the preset's settings into ``model``; a conflicting override is an error."""
+def apply_preset(config: Config, length: int) -> Config:
+    """Write the preset's settings into ``model``, ``T`` being ``length`` (the sequence
+    length); a conflicting override is an error. Other experiments' ``finalize_config``
+    call it with their own ``T`` (``copying_cells``)."""
     settings = {
-        key: float(config.task.length) if value == "T" else value
+        key: float(length) if value == "T" else value
         for key, value in PRESETS[config.model.preset].items()
     }
     defaults = Cells()
@@ -85,6 +87,11 @@ def finalize_config(config: Config) -> Config:
                 f"model.{key}={value!r}; drop one of the two"
             )
     return apply_overrides(config, [f"model.{k}={v}" for k, v in settings.items()])
+
+
+def finalize_config(config: Config) -> Config:
+    """The preset's settings, with ``T = task.length``."""
+    return apply_preset(config, config.task.length)
 
 
 def get_config(smoke: bool = False) -> Config:

@@ -978,6 +978,7 @@ SECTION_CHANGES = {
         "task.length": ["task.length=40"],
         "task.min_length": ["task.min_length=5"],
     },
+    "copying_cells": {"task.delay": ["task.delay=30"], "model.preset": ["model.preset=gru"]},
     "copying_gru": {"task.delay": ["task.delay=30"]},
     "linear_adding": {
         "task.length": ["task.length=40"],

@@ -1,12 +1,14 @@
-"""The long-memory experiments' model presets (configs/adding_cells.py) and the
-vanishing/exploding-gradient study (experiments/gradients.py) in its smoke mode.
+"""The long-memory experiments' model presets (configs/adding_cells.py, copying_cells.py),
+the copying objective's ``copied`` metric, and the vanishing/exploding-gradient study
+(experiments/gradients.py) in its smoke mode.
 
 Oracles: the papers' initialisations read off the initial params (the identity and a
 zero bias for the IRNN, Le et al. 2015; an orthogonal ``W_hh``; a forget bias of 1;
 chrono's ``b_f in [0, log(T - 1)]`` with ``b_i = -b_f``, Tallec & Ollivier 2018), and
 a NumPy Elman recurrence written from ``h_t = f(x_t W_xh + h_{t-1} W_hh + b)`` for the
-two Elman presets' outputs; a hand-derived BPTT through an IRNN at initialisation
-for the study's gradient profile.
+two Elman presets' outputs; NumPy cross-entropy and accuracy over the logits for the
+copying metrics; a hand-derived BPTT through an IRNN at initialisation for the study's
+gradient profile.
 """
 
 import csv
@@ -17,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import training
+from jaxrnn import tasks, training
 from jaxrnn.cells.gru import GRUParams
 from jaxrnn.cells.lstm import LSTMParams
 from jaxrnn.sweep import engine, spec
@@ -177,3 +179,35 @@ def test_the_irnn_gradient_profile_at_initialisation_is_hand_derived_bptt(gradie
     for r in rows:
         got[T - 1 - int(r["distance"])] = float(r["grad_norm"])
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+COPYING = experiment_lib.load("copying_cells")
+
+
+def test_copied_is_the_accuracy_over_the_last_ten_steps_and_loss_the_per_step_mean():
+    config = experiment_lib.get_config(COPYING, ["model.hidden_size=6"], smoke=True)
+    data = COPYING.module.get_data(config)
+    model = COPYING.module.get_model(config, data)
+    objective = COPYING.module.get_objective(config, model, data)
+    params = model.init(jax.random.key(0))
+    batch = data.train(jax.random.key(1), 0, 32)
+    _, metrics = objective.loss(params, batch, None)
+    logits = np.asarray(model.apply(params, batch.inputs, mask=batch.mask), np.float64)
+    targets = np.asarray(batch.targets)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nats = -np.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+    right = logits.argmax(-1) == targets
+    got = {k: float(m.total / m.count) for k, m in metrics.items()}
+    np.testing.assert_allclose(got["loss"], nats.mean(), rtol=1e-5)
+    np.testing.assert_allclose(got["accuracy"], right.mean(), rtol=1e-6)
+    np.testing.assert_allclose(got["copied"], right[:, -10:].mean(), rtol=1e-6)
+    assert int(metrics["copied"].count) == 32 * 10
+    assert objective.metrics["copied"] == "max"
+    # The chrono preset's T is the copying sequence's length, delay + 20.
+    config = experiment_lib.get_config(COPYING, ["model.preset=chrono_lstm", "task.delay=500"])
+    assert config.model.chrono_t_max == 520.0
+
+
+def test_a_span_named_like_a_metric_of_tokens_is_refused():
+    with pytest.raises(ValueError, match=r"spans: \['accuracy'\]"):
+        tasks.tokens(None, spans={"accuracy": lambda batch: batch.mask})

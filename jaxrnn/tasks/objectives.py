@@ -113,10 +113,23 @@ def classification(model: Any) -> Objective:
     return Objective(loss, {"accuracy": "max"})
 
 
-def tokens(model: Any) -> Objective:
+def tokens(model: Any, *, spans: Mapping[str, Callable[[Batch], jax.Array]] = {}) -> Objective:
     """Per-step cross-entropy (nats), accuracy and bits per token of a many-to-many model
     (logits ``[B, T, V]``) over the valid steps of ``batch.targets [B, T]``, each an
-    exact :class:`Mean` over the tokens of a split."""
+    exact :class:`Mean` over the tokens of a split.
+
+    Args:
+      model: the model, ``apply(params, inputs, mask=, key=) -> logits``.
+      spans: ``{name: positions}``, ``positions(batch) -> [B, T] bool``: metric
+        ``name`` (maximised) is the accuracy over those of the valid steps alone, e.g.
+        the steps where the copying task writes its symbols.
+
+    Raises:
+      ValueError: a span named like one of the metrics above.
+    """
+    own = ("loss", "accuracy", "bits_per_token")
+    if clash := [name for name in spans if name in own]:
+        raise ValueError(f"spans: {clash} name metrics tokens() reports itself {own}")
 
     def loss(params, batch: Batch, key):
         logits = model.apply(params, batch.inputs, mask=batch.mask, key=key)
@@ -128,9 +141,12 @@ def tokens(model: Any) -> Objective:
             "accuracy": mean(right, batch.mask),
             "bits_per_token": Mean(ce.total / jnp.log(2.0).astype(ce.total.dtype), ce.count),
         }
+        for name, positions in spans.items():
+            metrics[name] = mean(right, batch.mask & positions(batch))
         return value(ce), metrics
 
-    return Objective(loss, {"accuracy": "max", "bits_per_token": "min"})
+    directions = {"accuracy": "max", "bits_per_token": "min"}
+    return Objective(loss, {**directions, **dict.fromkeys(spans, "max")})
 
 
 def check_directions(metrics: Mapping[str, str], where: str) -> list[str]:
