@@ -208,8 +208,8 @@ def cells_figures(folder: Path, out: Path) -> None:
 def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
     """The ``clipping`` figure (gradient norm before clipping and validation MSE against
     step, per ``key`` value) or the ``init`` one (``‖∂L/∂h_t‖`` at initialisation and
-    validation MSE); ``<name>.csv`` holds every member's train and validation records,
-    ``init_gradients.csv`` the profiles at initialisation."""
+    validation MSE); ``<name>.csv`` holds every member's validation records and the
+    drawn training records, ``init_gradients.csv`` the profiles at initialisation."""
     s = summary.read(folder)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     rows, profiles = [], []
@@ -222,6 +222,15 @@ def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
             axes[1].fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         for member_id in setting.members:
             records = rundir.read_log(folder / "members" / member_id / rundir.LOG)
+            # Every validation record; the training records drawn (the first seed's,
+            # every 10th step: the figure shows their spread, the CSV stays small).
+            first = member_id == setting.members[0]
+            kept = [
+                r
+                for r in records
+                if r["kind"] == "eval"
+                or (first and r["kind"] == "train" and (r["step"] == 1 or r["step"] % 10 == 0))
+            ]
             rows += [
                 {
                     "setting": label,
@@ -231,11 +240,10 @@ def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
                     "loss": r["loss"],
                     "grad_norm": r.get("grad_norm", ""),
                 }
-                for r in records
-                if r["kind"] in ("train", "eval")
+                for r in kept
             ]
-            if name == "clipping" and member_id == setting.members[0]:
-                train = [r for r in records if r["kind"] == "train"]
+            if name == "clipping" and first:
+                train = [r for r in kept if r["kind"] == "train"]
                 axes[0].plot(
                     [r["step"] for r in train], [r["grad_norm"] for r in train], lw=0.6, label=label
                 )
