@@ -13,10 +13,13 @@ sequences. The sweep: the four cells × learning rates 3e-4 and 1e-3 × seeds 0,
 each cell's learning rate is the one of lower mean validation MSE (a pilot IRNN
 diverged at 1e-3 within 250 steps).
 
-Expected (the goal): LSTM, GRU and IRNN below 0.01 test MSE at T = 200, against the
-0.1667 of predicting the mean (the baseline); the tanh Elman network is reported as it
-comes. The measured figures, the steps each cell needs to pass 0.01 and the wall times
-are in experiments/README.md, "Adding problem: four cells at T = 100, 200, 400".
+Expected (measured on 2 CPU cores, 2 December 2026, T = 200): test MSE GRU 0.00020 ±
+0.00005 (every seed below 0.01 by step 1,250), IRNN 0.0015 ± 0.0004 (at 3e-4; it
+diverges at 1e-3), LSTM 0.005 ± 0.006 (two seeds solve by step 3,500, the third ends
+at 0.011, still improving), tanh Elman 0.148, no better than predicting the training
+mean (0.147 on the test sequences); 52 minutes for the sweep. experiments/README.md,
+"Adding problem: four cells at T = 100, 200, 400", has the tables, the steps to solve
+and the curves.
 
 ``model.preset`` names a cell with its published settings, which ``finalize_config``
 writes into the model section: a sweep grid has one value per key, and the IRNN is

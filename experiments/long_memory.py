@@ -4,14 +4,16 @@
 For each sweep (one per T, of ``configs/adding_cells.py``) and each cell
 (``model.preset``): the learning rate of lowest mean validation loss over the seeds
 (each seed's best evaluation, the one its checkpoint keeps); at that rate, the test
-loss (mean ± sample std over the seeds that finished with a finite one, each seed's
-value), the diverged seeds (stopped, or ended with a non-finite test loss), and the
-**steps to solve**: each seed's first evaluation step with validation loss below
-``--threshold`` ("never" where none is). Sweeps are read with
-:func:`jaxrnn.sweep.summary.read`, curves with :func:`jaxrnn.sweep.plots.curve`.
+loss (mean ± sample std over the seeds that finished with a finite one, rounded as
+the sweep tables round them, and each seed's value), the diverged seeds (stopped, or
+ended with a non-finite test loss), and the **steps to solve**: each seed's first
+evaluation step with validation loss below ``--threshold`` ("never" where none is).
+Sweeps are read with :func:`jaxrnn.sweep.summary.read`, curves with
+:func:`jaxrnn.sweep.plots.curve`.
 
 Writes ``experiments/figures/<name>_curves.png`` (validation loss against step for
-each cell at its chosen rate: mean over seeds, min–max band, the baseline dashed) and
+each cell at its chosen rate: mean over seeds, min–max band, the baseline dashed; the
+y axis ends at 1) and
 ``experiments/figures/<name>.csv`` (one row per member: every number behind the
 table), and prints the markdown table::
 
@@ -29,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxrnn.sweep import plots, summary
+from jaxrnn.sweep import plots, summary, tables
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 KEY, RATE = "model.preset", "optim.learning_rate"
@@ -83,8 +85,9 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
         tests = [t for t in tests if np.isfinite(t)]
         solved = [steps_to(m, metric, threshold) for m in seeds]
         stats = summary.stats(tests)
+        shown = tables.round_measurement(stats.mean, stats.std)
         lines.append(
-            f"| {cell} | {chosen.overrides[RATE]:g} | {stats.mean:.2g} ± {stats.std:.1g} | "
+            f"| {cell} | {chosen.overrides[RATE]:g} | {shown.mean} ± {shown.std} | "
             f"{', '.join(f'{t:.2g}' for t in tests)} | {diverged} | "
             f"{', '.join('never' if n is None else f'{n:,}' for n in solved)} |"
         )
@@ -95,7 +98,10 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(baseline[metric], color="k", ls="--", lw=1, label=baseline["name"])
     ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"{threshold:g}")
+    # The y axis stops at 1: a spike above it (the IRNN's, up to 1e33, recovered from) is
+    # drawn off the top rather than flattening every other curve.
     ax.set(yscale="log", xlabel="training step", ylabel=f"validation {metric}", title=name)
+    ax.set_ylim(top=1.0)
     ax.legend(fontsize=8)
     fig.tight_layout()
     FIGURES.mkdir(exist_ok=True)
