@@ -336,6 +336,27 @@ def test_a_moved_file_resumes_and_an_edited_file_is_refused(
     )
 
 
+def test_a_run_keeps_the_bytes_it_loaded_when_the_file_is_edited_before_it_starts(
+    outside, tmp_path
+):
+    """A sweep loads its file once and starts each group's run directories later; an
+    edit in between must not put other bytes under the recorded hash (the run could
+    then not be rebuilt, and its copy would not be what ran)."""
+    from jaxrnn.training import rundir
+    from jaxrnn.training.runs import load_experiment
+
+    path = tmp_path / "mackey_glass.py"
+    path.write_text((outside / "mackey_glass.py").read_text())
+    loaded = experiment_lib.load(str(path))
+    config = experiment_lib.get_config(loaded, smoke=True)
+    original = path.read_bytes()
+    path.write_text(path.read_text().replace("0.8 * len(w)", "0.7 * len(w)"))
+    rundir.prepare(tmp_path / "run", config, loaded)
+    assert (tmp_path / "run" / "experiment.py").read_bytes() == original
+    path.unlink()
+    assert load_experiment(tmp_path / "run").sha256 == loaded.sha256
+
+
 # ---------------------------------------------------------- smaller experiment files
 
 STATEFUL = '''

@@ -101,12 +101,15 @@ class Experiment(NamedTuple):
       path: its absolute path.
       sha256: the hash of its bytes and of the experiment files it loaded (hex).
       module: the executed module, whose attributes are the pieces.
+      source: the bytes that were hashed and executed: what a run directory keeps as
+        ``experiment.py``, even when the file is edited while a sweep runs.
     """
 
     name: str
     path: Path
     sha256: str
     module: types.ModuleType
+    source: bytes
 
     def fail(self, piece: str, problem: str) -> ExperimentError:
         """An :class:`ExperimentError` about ``piece`` of this file."""
@@ -191,18 +194,19 @@ def load(path_or_name: str | Path | None = None, *, folder: Path | None = None) 
     """
     path = resolve(path_or_name)
     folder = Path(folder or path.parent)
-    own = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = path.read_bytes()
+    own = hashlib.sha256(source).hexdigest()
     cached = _LOADED.get((path, own, folder))
     if cached is not None and all(load(d.path).sha256 == d.sha256 for d in cached[1]):
         experiment = cached[0]
     else:
-        experiment = _execute(path, own, folder)
+        experiment = _execute(path, source, own, folder)
     if _LOADING:
         _LOADING[-1].append(experiment)
     return experiment
 
 
-def _execute(path: Path, own: str, folder: Path) -> Experiment:
+def _execute(path: Path, source: bytes, own: str, folder: Path) -> Experiment:
     module_name = f"jaxrnn_experiment_{path.stem}_{own[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -213,7 +217,9 @@ def _execute(path: Path, own: str, folder: Path) -> Experiment:
     _LOADING.append([])
     try:
         with _on_path(folder):
-            spec.loader.exec_module(module)
+            # The bytes hashed above, not the file read again: an edit in between would
+            # run one version under the other's hash.
+            exec(compile(source, str(path), "exec"), module.__dict__)
     except Exception as e:
         sys.modules.pop(module_name, None)
         raise ExperimentError(
@@ -224,7 +230,7 @@ def _execute(path: Path, own: str, folder: Path) -> Experiment:
     digest = own
     if loaded:
         digest = hashlib.sha256((own + "".join(d.sha256 for d in loaded)).encode()).hexdigest()
-    experiment = Experiment(path.stem, path, digest, module)
+    experiment = Experiment(path.stem, path, digest, module, source)
     missing = [piece for piece in REQUIRED if not callable(getattr(module, piece, None))]
     if missing:
         found = sorted(name for name in vars(module) if name.startswith("get_"))

@@ -27,7 +27,6 @@ says which.
 
 import hashlib
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,8 +182,9 @@ def prepare(directory: Path, config: Config, experiment: Experiment, dataset_bib
     if not distributed.is_primary():
         return  # process 0 writes; the others only check
     if not (directory / "config.json").exists():
-        snapshot = directory / "experiment.py"
-        shutil.copyfile(experiment.path, snapshot)
+        # The bytes that were loaded, not the file as it is now: a sweep's later
+        # groups start after the user may have edited it.
+        (directory / "experiment.py").write_bytes(experiment.source)
         write_json(
             directory / "run.json",
             {"schema_version": SCHEMA_VERSION, "experiment": identity(experiment)},
