@@ -10,23 +10,30 @@ sweeps of ``configs/adding_cells.py``, run (or resumed, or reused when finished)
   for the tanh Elman network, the IRNN, the GRU and the LSTM, at initialisation and
   after training (seed 0 of the ``cells`` sweep, at each cell's learning rate of
   lowest mean validation MSE), with :func:`jaxrnn.hidden_grad_norms`;
-* ``spectral_radius``: the spectral radius of the recurrent Jacobian
+* ``gradients_spectral_radius``: the spectral radius of the recurrent Jacobian
   ``J_t = ∂s_{t+1}/∂s_t`` along one test sequence, the same models
   (:func:`jaxrnn.recurrent_jacobians`, :func:`jaxrnn.spectral_stats`);
-* ``clipping``: an IRNN trained with SGD (learning rate 0.01, momentum 0.9) on the
-  adding problem with T = 100, without clipping and with global-norm clipping at 0.1,
-  1 and 10: the gradient norm before clipping and the validation MSE against step
-  (``clipping`` sweep);
-* ``init``: a tanh Elman network with orthogonal against Gaussian ``N(0, 1/H)``
-  recurrent weights, T = 100 (Adam 1e-3): ``‖∂L/∂h_t‖`` at initialisation and the
-  validation MSE against step (``init`` sweep).
+* ``gradients_clipping``: an IRNN trained with SGD (learning rate 0.01, momentum 0.9)
+  on the adding problem with T = 100, without clipping and with global-norm clipping
+  at 0.1, 1 and 10: the gradient norm before clipping and the validation MSE against
+  step (``clipping`` sweep);
+* ``gradients_init``: a tanh Elman network with orthogonal against Gaussian
+  ``N(0, 1/H)`` recurrent weights, T = 100 (Adam 1e-3): ``‖∂L/∂h_t‖`` at
+  initialisation and the validation MSE against step (``init`` sweep).
 
-Expected: the measured figures and what each shows are in experiments/README.md;
-the ``cells`` sweep is the adding-problem sweep at T = 200 of the same section (about
-an hour on 2 CPU cores), the other two take minutes. ``--smoke`` runs every sweep in
-its seconds-long mode (T = 10, H = 8, one seed) for the tests.
+Expected (measured on 2 CPU cores, 2 December 2026): at initialisation the gradient
+from 199 steps back is 5e-5 of the last step's for the tanh network, 4e-5 for the
+LSTM, 0 for the GRU (below float32 after ~130 steps: its update gate at 1/2) and
+unchanged for the IRNN; after training the IRNN, GRU and LSTM keep it within a factor
+of 2-4, the tanh network's falls to 4e-18. Unclipped SGD is NaN from step 2 on every
+seed; clipping at 1 trains to test MSE 0.060 ± 0.013 (baseline 0.157). Orthogonal
+``W_hh`` passes 4× more gradient across 100 steps than Gaussian, and neither tanh
+network learns. About 6 minutes given the ``cells`` sweep (the adding-problem sweep at
+T = 200, 52 minutes); ``--smoke`` runs every sweep in its seconds-long mode (T = 10,
+H = 8, one seed) for the tests. The figures and what each shows: experiments/README.md,
+"Vanishing and exploding gradients".
 
-    python experiments/gradients.py --root sweeps/gradients --out experiments/figures
+    python experiments/gradients.py --root sweeps/gradients --cells sweeps/adding_cells_T200
 """
 
 import argparse
@@ -198,18 +205,19 @@ def cells_figures(folder: Path, out: Path) -> None:
     ax_r.set(xlabel="step t", ylabel="spectral radius of J_t", yscale="log")
     ax_r.legend(fontsize=7, ncol=2)
     fig_r.tight_layout()
-    fig_r.savefig(out / "spectral_radius.png", dpi=110)
+    fig_r.savefig(out / "gradients_spectral_radius.png", dpi=110)
     plt.close(fig)
     plt.close(fig_r)
     write_csv(out / "gradients_vs_distance.csv", grad_rows)
-    write_csv(out / "spectral_radius.csv", radius_rows)
+    write_csv(out / "gradients_spectral_radius.csv", radius_rows)
 
 
 def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
-    """The ``clipping`` figure (gradient norm before clipping and validation MSE against
-    step, per ``key`` value) or the ``init`` one (``‖∂L/∂h_t‖`` at initialisation and
-    validation MSE); ``<name>.csv`` holds every member's validation records and the
-    drawn training records, ``init_gradients.csv`` the profiles at initialisation."""
+    """The ``gradients_clipping`` figure (gradient norm before clipping and validation
+    MSE against step, per ``key`` value) or the ``gradients_init`` one (``‖∂L/∂h_t‖``
+    at initialisation and validation MSE); ``gradients_<name>.csv`` holds every
+    member's validation records and the drawn training records,
+    ``gradients_init_profile.csv`` the profiles at initialisation."""
     s = summary.read(folder)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     rows, profiles = [], []
@@ -243,9 +251,22 @@ def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
                 for r in kept
             ]
             if name == "clipping" and first:
+                bad = next(
+                    (
+                        r["step"]
+                        for r in records
+                        if r["kind"] == "train" and not math.isfinite(r["grad_norm"])
+                    ),
+                    None,
+                )
                 train = [r for r in kept if r["kind"] == "train"]
                 axes[0].plot(
-                    [r["step"] for r in train], [r["grad_norm"] for r in train], lw=0.6, label=label
+                    [r["step"] for r in train],
+                    [r["grad_norm"] for r in train],
+                    lw=0.6,
+                    marker="o" if bad is not None else None,
+                    ms=4,
+                    label=label if bad is None else f"{label}: not finite from step {bad}",
                 )
         if name == "init":
             run = load_run(folder / "members" / setting.members[0])
@@ -262,15 +283,15 @@ def training_figure(folder: Path, out: Path, name: str, key: str) -> None:
         axes[0].set(
             xlabel="distance from the loss, T - 1 - t", ylabel="‖∂L/∂h_t‖ at initialisation"
         )
-        write_csv(out / "init_gradients.csv", profiles)
+        write_csv(out / "gradients_init_profile.csv", profiles)
     axes[0].set_yscale("log")
     axes[1].set(xlabel="step", ylabel="validation MSE", yscale="log")
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=110)
+    fig.savefig(out / f"gradients_{name}.png", dpi=110)
     plt.close(fig)
-    write_csv(out / f"{name}.csv", rows)
+    write_csv(out / f"gradients_{name}.csv", rows)
 
 
 def main(argv=None) -> None:

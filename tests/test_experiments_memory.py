@@ -132,7 +132,8 @@ def _csv(path: Path) -> list[dict]:
 def test_the_gradient_study_writes_every_figure_with_its_numbers(gradient_study):
     _, root = gradient_study
     figures = root / "figures"
-    for name in ("gradients_vs_distance", "spectral_radius", "clipping", "init"):
+    for name in ("vs_distance", "spectral_radius", "clipping", "init"):
+        name = f"gradients_{name}"
         assert (figures / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     T = experiment_lib.get_config(ADDING, smoke=True).task.length
     profile = _csv(figures / "gradients_vs_distance.csv")
@@ -140,10 +141,10 @@ def test_the_gradient_study_writes_every_figure_with_its_numbers(gradient_study)
     assert {(r["cell"], r["when"]) for r in profile} == {
         (c, w) for c in ("tanh", "irnn", "gru", "lstm") for w in ("init", "trained")
     }
-    assert len(_csv(figures / "spectral_radius.csv")) == 4 * 2 * T
-    clip = _csv(figures / "clipping.csv")
+    assert len(_csv(figures / "gradients_spectral_radius.csv")) == 4 * 2 * T
+    clip = _csv(figures / "gradients_clipping.csv")
     assert {r["setting"] for r in clip} == {f"clip_norm={c}" for c in (None, 0.1, 1.0, 10.0)}
-    assert {r["setting"] for r in _csv(figures / "init_gradients.csv")} == {
+    assert {r["setting"] for r in _csv(figures / "gradients_init_profile.csv")} == {
         "recurrent_init=orthogonal",
         "recurrent_init=gaussian",
     }
