@@ -1,7 +1,8 @@
 """The tables, CSV and figure of the long-memory sweeps in experiments/README.md
-("Adding problem: four cells at T = 100, 200, 400"), from their sweep directories.
+("Adding problem: four cells at T = 100, 200, 400"; "Copying memory"), from their
+sweep directories.
 
-For each sweep (one per T, of ``configs/adding_cells.py``) and each cell
+For each sweep (one per T, of ``configs/adding_cells.py`` or ``copying_cells.py``) and each cell
 (``model.preset``): the learning rate of lowest mean validation loss over the seeds
 (each seed's best evaluation, the one its checkpoint keeps); at that rate, the test
 loss (mean ± sample std over the seeds that finished with a finite one, rounded as
@@ -48,6 +49,14 @@ def steps_to(member, metric: str, threshold: float) -> int | None:
     return next((r["step"] for r in member.evals if r.get(metric, np.inf) < threshold), None)
 
 
+def learning_rate(folder: Path, setting) -> float:
+    """The setting's learning rate: swept, or the base config's."""
+    if RATE in setting.overrides:
+        return setting.overrides[RATE]
+    config = json.loads((folder / "members" / setting.members[0] / "config.json").read_text())
+    return config["optim"]["learning_rate"]
+
+
 def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> None:
     s = summary.read(folder)
     members = {m.id: m for m in s.members}
@@ -65,7 +74,7 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
                 rows.append(
                     {
                         "cell": cell,
-                        "learning_rate": st.overrides[RATE],
+                        "learning_rate": learning_rate(folder, st),
                         "seed": m.overrides["seed"],
                         "status": m.status,
                         "best_validation": best_validation(m, metric),
@@ -87,14 +96,14 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
         stats = summary.stats(tests)
         shown = tables.round_measurement(stats.mean, stats.std)
         lines.append(
-            f"| {cell} | {chosen.overrides[RATE]:g} | {shown.mean} ± {shown.std} | "
+            f"| {cell} | {learning_rate(folder, chosen):g} | {shown.mean} ± {shown.std} | "
             f"{', '.join(f'{t:.2g}' for t in tests)} | {diverged} | "
             f"{', '.join('never' if n is None else f'{n:,}' for n in solved)} |"
         )
         drawn = plots.curve(s, chosen, metric)
         if drawn is not None:
             steps, mean, lo, hi = drawn
-            (line,) = ax.plot(steps, mean, label=f"{cell} (lr {chosen.overrides[RATE]:g})")
+            (line,) = ax.plot(steps, mean, label=f"{cell} (lr {learning_rate(folder, chosen):g})")
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(baseline[metric], color="k", ls="--", lw=1, label=baseline["name"])
     ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"{threshold:g}")
