@@ -11,10 +11,11 @@ validation cross-entropy is scored. The sweep: both cells × seeds 0, 1, 2. The
 objective reports, beside the per-step cross-entropy, ``copied``: the share of the
 ten copied symbols written right.
 
-Expected (the goal): below the memoryless strategy's cross-entropy per step,
-10 ln 8 / (T + 20) = 0.1733 (delay 100), 0.0945 (200), 0.0400 (500) nats, whose
-``copied`` is chance, 1/8; the figures are in experiments/README.md, "Copying memory:
-LSTM and GRU at delays 100, 200, 500", once measured.
+Expected (measured on 2 CPU cores, 2 December 2026, delay 100): test cross-entropy GRU
+0.096 ± 0.006 nats per step with 53 ± 3% of the symbols copied, LSTM 0.1542 ± 0.0001
+with 19 ± 2%, both below the memoryless strategy's 10 ln 8 / (delay + 20) = 0.1733
+(0.0945 at delay 200, 0.0400 at 500), which copies 1/8; 35 minutes for the sweep
+(experiments/README.md, "Copying memory: LSTM and GRU at delays 100, 200, 500").
 """
 
 import jax.numpy as jnp
