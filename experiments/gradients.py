@@ -107,17 +107,9 @@ def chosen_member(folder: Path, preset: str) -> Path:
     """Seed 0 (the first seed) of ``preset`` at its learning rate of lowest mean best
     validation loss."""
     s = summary.read(folder)
-    members = {m.id: m for m in s.members}
-
-    def best(member):
-        return min(
-            (r["loss"] for r in member.evals if math.isfinite(r.get("loss", math.nan))),
-            default=math.inf,
-        )
-
     settings = [st for st in s.settings if st.overrides.get("model.preset") == preset]
-    setting = min(settings, key=lambda st: np.mean([best(members[i]) for i in st.members]))
-    return folder / "members" / setting.members[0]
+    best, _ = summary.best_of(settings, s.best_metric, s.best_mode)
+    return folder / "members" / settings[best].members[0]
 
 
 def gradient_profile(run, params, batch) -> np.ndarray:

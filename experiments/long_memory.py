@@ -2,9 +2,11 @@
 ("Adding problem: four cells at T = 100, 200, 400"; "Copying memory"), from their
 sweep directories.
 
-For each sweep (one per T, of ``configs/adding_cells.py`` or ``copying_cells.py``) and each cell
-(``model.preset``): the learning rate of lowest mean validation loss over the seeds
-(each seed's best evaluation, the one its checkpoint keeps); at that rate, the test
+For each sweep (one per T, of ``configs/adding_cells.py`` or ``copying_cells.py``; or
+several, comma-separated, whose cells are read together, e.g. one sweep per learning
+rate) and each cell (``model.preset``): the learning rate of lowest mean validation
+loss over the seeds (each seed's best evaluation, the one its checkpoint keeps;
+:func:`jaxrnn.sweep.summary.best_of`); at that rate, the test
 loss (mean ± sample std over the seeds that finished with a finite one, rounded as
 the sweep tables round them, and each seed's value), the diverged seeds (stopped, or
 ended with a non-finite test loss), and the **steps to solve**: each seed's first
@@ -38,12 +40,6 @@ FIGURES = Path(__file__).resolve().parent / "figures"
 KEY, RATE = "model.preset", "optim.learning_rate"
 
 
-def best_validation(member, metric: str) -> float:
-    """The member's lowest validation ``metric`` (inf where it has none finite)."""
-    values = [r[metric] for r in member.evals if np.isfinite(r.get(metric, np.nan))]
-    return min(values, default=np.inf)
-
-
 def steps_to(member, metric: str, threshold: float) -> int | None:
     """The first evaluation step with validation ``metric`` below ``threshold``."""
     return next((r["step"] for r in member.evals if r.get(metric, np.inf) < threshold), None)
@@ -57,18 +53,21 @@ def learning_rate(folder: Path, setting) -> float:
     return config["optim"]["learning_rate"]
 
 
-def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> None:
-    s = summary.read(folder)
-    members = {m.id: m for m in s.members}
+def report(name: str, folders: list[Path], threshold: float) -> None:
+    sweeps = [(summary.read(folder), folder) for folder in folders]
+    metric, mode = sweeps[0][0].best_metric, sweeps[0][0].best_mode
     baseline = next(
         json.loads(p.read_text())["baseline"]
-        for p in sorted((folder / "members").glob("*/status.json"))
+        for p in sorted((folders[0] / "members").glob("*/status.json"))
     )
     rows, lines = [], []
     fig, ax = plt.subplots(figsize=(6, 4))
-    for cell in dict.fromkeys(st.overrides[KEY] for st in s.settings):
-        candidates = [st for st in s.settings if st.overrides[KEY] == cell]
-        for st in candidates:
+    # (summary, folder, setting) over every sweep: member ids repeat across sweeps.
+    settings = [(s, folder, st) for s, folder in sweeps for st in s.settings]
+    for cell in dict.fromkeys(st.overrides[KEY] for _, _, st in settings):
+        candidates = [entry for entry in settings if entry[2].overrides[KEY] == cell]
+        for s, folder, st in candidates:
+            members = {m.id: m for m in s.members}
             for i in st.members:
                 m = members[i]
                 rows.append(
@@ -77,15 +76,17 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
                         "learning_rate": learning_rate(folder, st),
                         "seed": m.overrides["seed"],
                         "status": m.status,
-                        "best_validation": best_validation(m, metric),
+                        "best_validation": m.best_validation.get(metric),
                         "test": m.final.get(metric) if m.status == "finished" else None,
                         "steps_to_threshold": steps_to(m, metric, threshold),
                     }
                 )
-        chosen = min(
-            candidates,
-            key=lambda st: np.mean([best_validation(members[i], metric) for i in st.members]),
-        )
+        best, _ = summary.best_of([st for _, _, st in candidates], metric, mode)
+        if best is None:  # a sweep still running
+            lines.append(f"| {cell} | – | no seed finished | | | |")
+            continue
+        s, folder, chosen = candidates[best]
+        members = {m.id: m for m in s.members}
         seeds = [members[i] for i in chosen.members]
         tests = [m.final[metric] for m in seeds if m.status == "finished"]
         # "skip" (the default of train.nonfinite) keeps a run going past non-finite
@@ -95,15 +96,16 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
         solved = [steps_to(m, metric, threshold) for m in seeds]
         stats = summary.stats(tests)
         shown = tables.round_measurement(stats.mean, stats.std)
+        rate = learning_rate(folder, chosen)
         lines.append(
-            f"| {cell} | {learning_rate(folder, chosen):g} | {shown.mean} ± {shown.std} | "
+            f"| {cell} | {rate:g} | {shown.mean} ± {shown.std} | "
             f"{', '.join(f'{t:.2g}' for t in tests)} | {diverged} | "
             f"{', '.join('never' if n is None else f'{n:,}' for n in solved)} |"
         )
         drawn = plots.curve(s, chosen, metric)
         if drawn is not None:
             steps, mean, lo, hi = drawn
-            (line,) = ax.plot(steps, mean, label=f"{cell} (lr {learning_rate(folder, chosen):g})")
+            (line,) = ax.plot(steps, mean, label=f"{cell} (lr {rate:g})")
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(baseline[metric], color="k", ls="--", lw=1, label=baseline["name"])
     ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"{threshold:g}")
@@ -120,7 +122,8 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"\n### {name} ({folder}); baseline ({baseline['name']}): {baseline[metric]:.4f}\n")
+    where = ", ".join(str(f) for f in folders)
+    print(f"\n### {name} ({where}); baseline ({baseline['name']}): {baseline[metric]:.4f}\n")
     print(
         f"| cell | learning rate | test {metric} | per seed | diverged "
         f"| steps to < {threshold:g} (validation) |"
@@ -132,11 +135,11 @@ def report(name: str, folder: Path, threshold: float, metric: str = "loss") -> N
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threshold", type=float, required=True)
-    parser.add_argument("sweeps", nargs="+", metavar="NAME=SWEEP_DIR")
+    parser.add_argument("sweeps", nargs="+", metavar="NAME=SWEEP_DIR[,SWEEP_DIR...]")
     args = parser.parse_args(argv)
     for pair in args.sweeps:
-        name, _, folder = pair.partition("=")
-        report(name, Path(folder), args.threshold)
+        name, _, folders = pair.partition("=")
+        report(name, [Path(f) for f in folders.split(",")], args.threshold)
 
 
 if __name__ == "__main__":

@@ -995,6 +995,8 @@ SECTION_CHANGES = {
     "japanese_vowels_birnn": {
         "task.input_dropout": ["task.input_dropout=0.2"],
         "task.state_dropout": ["task.state_dropout=0.2"],
+        "task.pooling": ["task.pooling=max"],
+        "task.refit": ["task.refit=true"],
     },
     "sunspots_rnn": {"task.window": ["task.window=10"], "task.refit": ["task.refit=true"]},
     "addition_seq2seq": {

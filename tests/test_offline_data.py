@@ -178,6 +178,19 @@ def test_japanese_vowels_dataset_standardises_with_training_frames_only():
     np.testing.assert_allclose(data.test.inputs[valid], (x_test[valid] - mean) / std, atol=1e-5)
 
 
+def test_japanese_vowels_refit_fits_and_standardises_on_all_270():
+    data = japanese_vowels.japanese_vowels(validation_fraction=0.0)
+    x, lengths, y = japanese_vowels.arrays("train")
+    assert data.validation is None and data.train.inputs.shape == (270, 29, 12)
+    np.testing.assert_array_equal(data.train.targets, y)  # every utterance, in file order
+    raw = np.concatenate([x[i, : lengths[i]] for i in range(270)]).astype(np.float64)
+    mean, std = raw.mean(0), raw.std(0)
+    np.testing.assert_allclose(data.train.inputs[0, :20], (x[0, :20] - mean) / std, atol=1e-5)
+    x_test, _, _ = japanese_vowels.arrays("test")
+    valid = data.test.mask
+    np.testing.assert_allclose(data.test.inputs[valid], (x_test[valid] - mean) / std, atol=1e-5)
+
+
 def test_a_malformed_ts_line_is_named(tmp_path):
     path = tmp_path / "bad.ts"
     path.write_text("@problemName X\n@data\n1,2:3,4:1\n1,2:3:2\n")

@@ -179,14 +179,83 @@ def test_summary_reports_the_test_split_not_the_last_validation(sweep):
         assert m.evals == [r for r in records if r["kind"] == "eval"]
 
 
-def test_best_setting_minimises_loss_and_maximises_accuracy(sweep, tmp_path):
-    _, s = sweep
-    assert (s.best_metric, s.best_mode) == ("loss", "min")
-    means = [st.stats["loss"].mean for st in s.settings]
+def validation_oracle(root: Path, metric: str) -> list[float]:
+    """Per setting (in order): the NumPy mean over its members, the diverged one too, of
+    their best validation ``metric``, read from the logged eval records (not from
+    status.json)."""
+    spec = json.loads((root / "sweep.json").read_text())
+    sign = 1.0 if DIRECTIONS[metric] == "min" else -1.0
+    values: dict = {}
+    for e in spec["members"]:
+        d = root / "members" / e["id"]
+        evals = [r[metric] for r in _read_log(d / "metrics.jsonl") if r["kind"] == "eval"]
+        values.setdefault(e["overrides"]["optim.learning_rate"], []).append(
+            sign * min(sign * v for v in evals)
+        )
+    return [float(np.mean(v)) for v in values.values()]
+
+
+def test_best_setting_is_chosen_on_validation_minimising_loss_maximising_accuracy(sweep, tmp_path):
+    root, s = sweep
+    assert (s.best_metric, s.best_mode, s.best_by) == ("loss", "min", "validation")
+    means = validation_oracle(root, "loss")
+    np.testing.assert_allclose([st.validation.mean for st in s.settings], means, rtol=1e-12)
+    assert [st.validation.n for st in s.settings] == [3, 3]
     assert s.best == int(np.argmin(means)) == 0
-    acc = summary_lib.read(write_sweep(tmp_path / "acc", best_metric="accuracy"))
+    acc_root = write_sweep(tmp_path / "acc", best_metric="accuracy")
+    acc = summary_lib.read(acc_root)
     assert (acc.best_metric, acc.best_mode, acc.metrics[0]) == ("accuracy", "max", "accuracy")
-    assert acc.best == int(np.argmax([st.stats["accuracy"].mean for st in acc.settings])) == 1
+    assert acc.best == int(np.argmax(validation_oracle(acc_root, "accuracy"))) == 1
+
+
+def _set_finals(root: Path, change) -> None:
+    for path in sorted((root / "members").glob("*/status.json")):
+        status = json.loads(path.read_text())
+        change(path.parent.name, status)
+        path.write_text(json.dumps(status))
+
+
+def test_the_test_split_never_chooses_the_best_setting(tmp_path):
+    # The setting of better validation loss gets the worse test loss: it stays in bold.
+    root = write_sweep(tmp_path)
+
+    def worse_test_for_setting_0(member, status):
+        if member in ("m000", "m001", "m002"):
+            status["final"]["loss"] = 10.0
+
+    _set_finals(root, worse_test_for_setting_0)
+    s = summary_lib.read(root)
+    assert s.settings[0].stats["loss"].mean > s.settings[1].stats["loss"].mean
+    assert (s.best, s.best_by) == (0, "validation")
+
+
+def test_a_seed_never_finite_on_validation_keeps_its_setting_from_being_chosen(tmp_path):
+    # train.nonfinite=skip: the run finishes, with no finite validation value and so no
+    # best_validation in its status.json; its two seedmates alone would win.
+    root = write_sweep(tmp_path)
+
+    def nan_from_the_start(member, status):
+        if member == "m000":
+            status.pop("best_validation")
+            status["final"] = {"loss": math.nan, "accuracy": math.nan}
+
+    _set_finals(root, nan_from_the_start)
+    s = summary_lib.read(root)
+    assert s.settings[0].validation.mean == math.inf and s.settings[0].validation.n == 3
+    assert (s.best, s.best_by) == (1, "validation")
+
+
+def test_a_sweep_without_validation_is_ranked_by_its_test_means(tmp_path):
+    # A refit on train + validation records no best validation value.
+    root = write_sweep(tmp_path)
+    _set_finals(root, lambda member, status: status.pop("best_validation"))
+    for log in (root / "members").glob("*/metrics.jsonl"):
+        records = [r for r in _read_log(log) if r["kind"] != "eval"]
+        log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    s = summary_lib.read(root)
+    assert [st.validation.n for st in s.settings] == [0, 0]
+    means = [st.stats["loss"].mean for st in s.settings]
+    assert (s.best, s.best_by) == (int(np.argmin(means)), "test")
 
 
 def test_best_direction_is_the_one_recorded_in_status_json(tmp_path):

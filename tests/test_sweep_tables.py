@@ -168,8 +168,11 @@ CAPTION = (
     "{units}The std is rounded by the Particle Data Group rule, to 2 significant figures "
     "where its three leading digits are 100 to 354 and to 1 otherwise (0.00096 becomes "
     "0.0010), and the mean to the same place; a mean without ± (one seed, or std 0) has 3 "
-    "significant figures. Bold: the best setting, of lowest mean {best}."
+    "significant figures. {bold}."
 )
+
+
+CHOSEN = "Bold: the setting chosen on validation, of lowest mean best validation "
 
 
 def _latex_caption(**fields) -> str:
@@ -188,12 +191,14 @@ def test_markdown_exactly():
         "| **0.001** | **32** | **3/3** | **0** | **0.0177 ± 0.0010** | **[0.0166, 0.0189]** | **0.912 ± 0.012** | **[0.900, 0.925]** |\n"  # noqa: E501
         "| 0.03 | 32 | 1/3 | 2 | 0.0346 | [0.0346, 0.0346] | 0.500 | [0.500, 0.500] |\n"
         "| 0.1 | 32 | 0/3 | 3 | – | – | – | – |\n"
-        "\n" + CAPTION.format(units="", best="test loss (learning rate = 0.001, $H$ = 32)") + "\n"
+        "\n"
+        + CAPTION.format(units="", bold=CHOSEN + "loss (learning rate = 0.001, $H$ = 32)")
+        + "\n"
     )
 
 
 def test_latex_exactly():
-    caption = _latex_caption(units="", best="test loss (learning rate = 0.001, $H$ = 32)")
+    caption = _latex_caption(units="", bold=CHOSEN + "loss (learning rate = 0.001, $H$ = 32)")
     assert tables.latex(FIXED) == textwrap.dedent(
         r"""
         \begin{table}[t]
@@ -215,7 +220,7 @@ def test_latex_exactly():
 
 def test_latex_siunitx_exactly():
     caption = _latex_caption(
-        units="", best=r"test loss (learning rate = \num{0.001}, $H$ = \num{32})"
+        units="", bold=CHOSEN + r"loss (learning rate = \num{0.001}, $H$ = \num{32})"
     )
     assert tables.latex(FIXED, siunitx=True) == textwrap.dedent(
         r"""
@@ -295,7 +300,7 @@ def test_markdown_with_a_column_exponent_negatives_and_infinity():
         "| 0.0003 | 3/3 | 0 | 34 ± 8 | [25, 41] | -1230 ± 60 | [-1300, -1200] |\n"
         "| **0.03** | **3/3** | **0** | **0.065 ± 0.005** | **[0.062, 0.071]** | **-2470** | **[-2470, -2470]** |\n"  # noqa: E501
         "| 0.1 | 3/3 | 0 | 0.3 ± 0.5 | [0.0, 0.9] | -∞ | [-∞, -1000] |\n"
-        "\n" + CAPTION.format(units=units, best="MSE (learning rate = 0.03)") + "\n"
+        "\n" + CAPTION.format(units=units, bold=CHOSEN + "MSE (learning rate = 0.03)") + "\n"
     )
     tex = tables.latex(WIDE)
     assert r"MSE ($\times 10^{-3}$) $\downarrow$ & [min, max] ($\times 10^{-3}$)" in tex
@@ -304,6 +309,14 @@ def test_markdown_with_a_column_exponent_negatives_and_infinity():
     siunitx = tables.latex(WIDE, siunitx=True)
     assert r"{lrrS[table-format=2.3(1)]rS[table-format=-4(2)]r}" in siunitx
     assert r"& {$-\infty$} & [{$-\infty$}, \num{-1000}] \\" in siunitx
+
+
+def test_a_sweep_without_validation_says_its_best_row_is_chosen_on_test():
+    caption = tables.markdown(FIXED._replace(best_by="test")).splitlines()[-1]
+    assert caption.endswith(
+        "Bold: the best setting (no validation split to choose on), of lowest mean test loss "
+        "(learning rate = 0.001, $H$ = 32)."
+    )
 
 
 def test_label_text_is_escaped_for_latex_but_its_math_is_not():

@@ -152,6 +152,18 @@ def test_every_experiment_smoke_run_learns(name, adding_run, tmp_path):
     assert manifest["device_count"] >= 1 and manifest["jax"] == jax.__version__
 
 
+@standard_promotion
+@pytest.mark.parametrize("name", ["japanese_vowels_birnn", "sunspots_rnn"])
+def test_a_refit_run_fits_train_and_validation_and_scores_its_last_params(name, tmp_path):
+    result = _train(tmp_path, ["task.refit=true"], name=name)
+    assert result["status"] == "finished" and result["step"] == 20
+    records = _train_log(tmp_path / "run")
+    assert not [r for r in records if r.get("split") == "validation"]  # no model choice
+    if name == "japanese_vowels_birnn":
+        # Logistic regression fitted on all 270 utterances: 366/370 (BASELINES.md).
+        assert round(result["baseline"]["accuracy"] * 370) == 366
+
+
 DIVERGE = ["optim.name=sgd", "optim.learning_rate=1e30", "optim.clip_norm=none"]
 
 

@@ -10,15 +10,21 @@ averaged)::
     std  = sqrt( sum_i (m_i - mean)^2 / (n - 1) )      sample std (ddof = 1); NaN for n = 1
     min, max, n
 
-and picks the best setting by its mean of the config's ``train.best_metric``
-(in the direction the experiment's objective declares for it, recorded in each
-member's ``status.json``, as the runner ranks checkpoints). It reads the layout
-the sweep engine writes::
+and picks the best setting on **validation**: by the mean over its trained seeds
+of each seed's best validation ``train.best_metric`` (the value that chose its
+checkpoint, ``best_validation`` in ``status.json``; a seed never finite there makes
+its setting the worst), in the direction the
+experiment's objective declares for it, as the runner ranks checkpoints. The test
+split never chooses, else its figures would no longer estimate the chosen
+setting's error; only a sweep without a validation split (a refit on train +
+validation) is ranked by its test means. It reads the layout the sweep engine
+writes::
 
     SWEEP_DIR/sweep.json                  members: [{"id", "overrides", ...}], versions
     SWEEP_DIR/members/<id>/config.json    the member's resolved config
     SWEEP_DIR/members/<id>/metrics.jsonl  {"kind": "train"|"eval"|"test", "step", "loss", ...}
-    SWEEP_DIR/members/<id>/status.json    {"status", "step", "final": {test metrics}, ...}
+    SWEEP_DIR/members/<id>/status.json    {"status", "step", "final": {test metrics},
+                                           "best_validation": {best_metric: value}, ...}
 
 and writes ``summary.md``, ``summary.csv``, ``summary.tex`` (``booktabs``; rounding,
 labels and the LaTeX options in :mod:`jaxrnn.sweep.tables`), ``plots/``
@@ -46,6 +52,7 @@ __all__ = [  # the tables are written by jaxrnn.sweep.tables, and named here too
     "Setting",
     "Stats",
     "Summary",
+    "best_of",
     "csv_text",
     "latex",
     "markdown",
@@ -77,6 +84,10 @@ class Setting(NamedTuple):
       n_finished, n_diverged: members with that status.
       stats: ``{metric: Stats}`` over the finished members, for the summarised
         metrics and ``best_metric``.
+      validation: each trained (finished or diverged) member's best validation
+        ``best_metric``, the value that chose its checkpoint: infinitely bad for a
+        member never finite on validation, so that its setting is not chosen
+        (``n = 0``: no validation split).
     """
 
     overrides: dict[str, Any]
@@ -85,6 +96,7 @@ class Setting(NamedTuple):
     n_finished: int
     n_diverged: int
     stats: dict[str, Stats]
+    validation: Stats = Stats(math.nan, math.nan, math.nan, math.nan, 0)
 
 
 class Member(NamedTuple):
@@ -95,6 +107,7 @@ class Member(NamedTuple):
     status: str  # finished, diverged, running, interrupted, or pending (no files yet)
     final: dict[str, float]
     evals: list[dict]  # the metrics.jsonl records of kind "eval", in step order
+    best_validation: dict[str, float]  # status.json's: {best_metric: value}
 
 
 class Summary(NamedTuple):
@@ -106,6 +119,8 @@ class Summary(NamedTuple):
       best_metric, best_mode: the ranking metric and ``"min"`` or ``"max"``.
       settings: one :class:`Setting` per distinct setting, in order of first member.
       best: index into ``settings`` of the best setting (None: none finished).
+      best_by: ``"validation"``, or ``"test"`` where a finished setting has no
+        validation value (a sweep without a validation split).
       members: every member, read back (for plots).
       random: the sweep's random-search spec (``sweep.json``), for plot scales.
       directions: ``{metric: "min" | "max"}`` as the objective declares them
@@ -124,6 +139,7 @@ class Summary(NamedTuple):
     random: dict[str, Any]
     directions: dict[str, str]
     labels: dict[str, str]
+    best_by: str = "validation"
 
 
 def _read_json(path: Path) -> Any:
@@ -155,7 +171,19 @@ def _read_member(member_dir: Path, entry: dict) -> Member:
     final = status.get("final") or (
         {k: v for k, v in evals[-1].items() if k not in ("kind", "step")} if evals else {}
     )
-    return Member(entry["id"], dict(entry["overrides"]), status["status"], final, evals)
+    best = status.get("best_validation") or {}
+    return Member(entry["id"], dict(entry["overrides"]), status["status"], final, evals, best)
+
+
+def _validation(member: Member, metric: str, worst: float) -> float | None:
+    """A trained member's best validation ``metric``: ``worst`` where it was evaluated
+    but never finitely (diverged before its first finite evaluation), None where it
+    has no validation split or has not finished training."""
+    if member.status not in ("finished", "diverged"):
+        return None
+    if metric in member.best_validation:
+        return member.best_validation[metric]
+    return worst if member.evals else None
 
 
 def setting_of(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -168,8 +196,30 @@ def stats(values: Sequence[float]) -> Stats:
     v = np.asarray(values, np.float64)
     if v.size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0)
-    std = float(np.std(v, ddof=1)) if v.size > 1 else math.nan
+    with np.errstate(invalid="ignore"):  # an infinite value: std NaN
+        std = float(np.std(v, ddof=1)) if v.size > 1 else math.nan
     return Stats(float(v.mean()), std, float(v.min()), float(v.max()), int(v.size))
+
+
+def best_of(settings: Sequence[Setting], metric: str, mode: str) -> tuple[int | None, str]:
+    """The best of ``settings`` and what chose it: the best finite mean validation value
+    (:attr:`Setting.validation`, of the sweep's ``best_metric``) in direction ``mode``
+    (``"min"`` or ``"max"``), or, where a setting that finished has no validation
+    value, the best mean test ``metric``.
+
+    Returns:
+      ``(index into settings or None where none has a finite value, "validation" or
+      "test")``.
+    """
+    finished = [s for s in settings if s.n_finished]
+    by = "validation" if all(s.validation.n for s in finished) else "test"
+
+    def value(s: Setting) -> float:
+        return s.validation.mean if by == "validation" else s.stats[metric].mean
+
+    ranked = [i for i, s in enumerate(settings) if s.n_finished and math.isfinite(value(s))]
+    sign = 1.0 if mode == "min" else -1.0
+    return min(ranked, key=lambda i: sign * value(settings[i]), default=None), by
 
 
 def _choose_metrics(members: Sequence[Member], metrics, best_metric: str) -> tuple[str, ...]:
@@ -226,19 +276,6 @@ def read(
     # The best setting is ranked by best_metric even where it is not shown.
     computed = tuple(dict.fromkeys((*metrics, best_metric)))
     settings = []
-    for group in groups.values():
-        finished = [m for m in group if m.status == "finished"]
-        settings.append(
-            Setting(
-                setting_of(group[0].overrides),
-                tuple(m.id for m in group),
-                tuple(m.overrides.get("seed") for m in group),
-                len(finished),
-                sum(m.status == "diverged" for m in group),
-                {k: stats([m.final[k] for m in finished if k in m.final]) for k in computed},
-            )
-        )
-    swept = tuple(dict.fromkeys(k for m in members for k in setting_of(m.overrides)))
     statuses = [sweep_dir / "members" / e["id"] / "status.json" for e in entries]
     directions = next(
         (
@@ -249,16 +286,25 @@ def read(
         {},
     )
     mode = directions.get(best_metric, "min")
+    worst = math.inf if mode == "min" else -math.inf
+    for group in groups.values():
+        finished = [m for m in group if m.status == "finished"]
+        settings.append(
+            Setting(
+                setting_of(group[0].overrides),
+                tuple(m.id for m in group),
+                tuple(m.overrides.get("seed") for m in group),
+                len(finished),
+                sum(m.status == "diverged" for m in group),
+                {k: stats([m.final[k] for m in finished if k in m.final]) for k in computed},
+                stats([v for m in group if (v := _validation(m, best_metric, worst)) is not None]),
+            )
+        )
+    swept = tuple(dict.fromkeys(k for m in members for k in setting_of(m.overrides)))
     problems = label_problems(labels or {}, config, {*directions, *metrics})
     if problems:
         raise ValueError("labels: " + "; ".join(problems))
-    ranked = [
-        i
-        for i, s in enumerate(settings)
-        if best_metric in s.stats and math.isfinite(s.stats[best_metric].mean)
-    ]
-    sign = 1.0 if mode == "min" else -1.0
-    best = min(ranked, key=lambda i: sign * settings[i].stats[best_metric].mean, default=None)
+    best, best_by = best_of(settings, best_metric, mode)
     return Summary(
         swept,
         metrics,
@@ -270,6 +316,7 @@ def read(
         spec.get("random") or {},
         directions,
         {**(spec.get("labels") or {}), **(labels or {})},
+        best_by,
     )
 
 

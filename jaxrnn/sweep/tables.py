@@ -358,9 +358,15 @@ def _caption(summary: "Summary", style: _Style, columns: list[_Column]) -> str:
         f"{style.label(names[k])} = {style.setting(v)}" for k, v in best.overrides.items()
     )
     lowest = "lowest" if summary.best_mode == "min" else "highest"
-    return (
-        f"{caption} {style.text(f'Bold: the best setting, of {lowest} mean')} "
-        f"{style.label(names[summary.best_metric])}" + (f" ({where})." if where else ".")
+    metric = names[summary.best_metric]
+    if summary.best_by == "validation":
+        # Each seed's best validation value (its checkpoint's), not the test figure.
+        bold = f"Bold: the setting chosen on validation, of {lowest} mean best validation"
+        metric = metric.removeprefix("test ")
+    else:
+        bold = f"Bold: the best setting (no validation split to choose on), of {lowest} mean"
+    return f"{caption} {style.text(bold)} {style.label(metric)}" + (
+        f" ({where})." if where else "."
     )
 
 

@@ -126,7 +126,8 @@ def japanese_vowels(*, validation_fraction: float = 0.1, standardize: bool = Tru
 
     Args:
       validation_fraction: the stratified share of TRAIN held out for model choice
-        (``random_state=0``): 27 of the 270 at 0.1.
+        (``random_state=0``): 27 of the 270 at 0.1; 0: none, the model is fitted on
+        all 270 (the refit of a two-stage protocol) and ``validation`` is None.
       standardize: scale each channel to mean 0 and variance 1 over the valid frames
         of the training part (the held-out frames do not enter the statistics).
 
@@ -136,8 +137,9 @@ def japanese_vowels(*, validation_fraction: float = 0.1, standardize: bool = Tru
     """
     x, lengths, y = arrays("train")
     x_test, lengths_test, y_test = arrays("test")
-    train, val = stratified_holdout(np.arange(len(y)), y, validation_fraction)
-    train, val = np.sort(train), np.sort(val)
+    train, val = np.arange(len(y)), None
+    if validation_fraction:
+        train, val = map(np.sort, stratified_holdout(train, y, validation_fraction))
     mask = np.arange(MAX_LENGTH) < lengths[:, None]
     mask_test = np.arange(MAX_LENGTH) < lengths_test[:, None]
     if standardize:
@@ -147,6 +149,6 @@ def japanese_vowels(*, validation_fraction: float = 0.1, standardize: bool = Tru
         x_test = np.where(mask_test[..., None], (x_test - mean) / std, 0.0).astype(np.float32)
     return Dataset(
         Batch(x[train], y[train], mask[train]),
-        Batch(x[val], y[val], mask[val]),
+        None if val is None else Batch(x[val], y[val], mask[val]),
         Batch(x_test, y_test, mask_test),
     )
