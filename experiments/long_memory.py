@@ -105,6 +105,8 @@ def report(name: str, folders: list[Path], threshold: float) -> None:
         drawn = plots.curve(s, chosen, metric)
         if drawn is not None:
             steps, mean, lo, hi = drawn
+            # A diverged seed's inf would leave the band unfilled: cut above the axis.
+            mean, hi = np.minimum(mean, 10.0), np.minimum(hi, 10.0)
             (line,) = ax.plot(steps, mean, label=f"{cell} (lr {rate:g})")
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(baseline[metric], color="k", ls="--", lw=1, label=baseline["name"])
