@@ -9,7 +9,7 @@ max over its words' outputs. Words: Hugging Face ``tokenizers``, lower-cased and
 split at whitespace and punctuation, learned on the fitted sentences only, those
 seen twice kept. Variational dropout (0.3 on the embeddings, 0.1 on the state),
 AdamW 2e-3 (weight decay 0.01) with a cosine decay after global-norm clipping at 1,
-batch 64, 1,500 steps (~12 epochs), validation on a stratified 10% of the training
+batch 64, 800 steps (~7 epochs), validation on a stratified 10% of the training
 part every 50 steps; the checkpoint of lowest validation loss is scored once on
 test. The sweep: both cells × seeds 0, 1, 2 on the 80/20 split (8,454 / 2,114).
 ``--grid task.fold=0,1,2,3,4,5,6,7,8,9 --grid model.cell=gru --seeds 1`` runs the
@@ -80,7 +80,7 @@ def get_config(smoke: bool = False) -> Config:
             clip_norm=1.0,
         ),
         train=TrainConfig(
-            steps=20 if smoke else 1500,
+            steps=20 if smoke else 800,
             batch_size=8 if smoke else 64,
             eval_every=10 if smoke else 50,
             eval_batch_size=64 if smoke else 500,

@@ -1015,6 +1015,14 @@ SECTION_CHANGES = {
         "model.scheduled_sampling": ["model.scheduled_sampling=0.5"],
     },
     "shakespeare_char": {"task.length": ["task.length=32"], "task.chars": ["task.chars=5000"]},
+    "shakespeare_tbptt": {
+        "task.split": ["task.split=C", "task.chars=none"],
+        "task.length": ["task.length=32"],
+        "task.eval_length": ["task.eval_length=500"],
+        "task.input_dropout": ["task.input_dropout=0.2"],
+        "task.state_dropout": ["task.state_dropout=0.2"],
+        "task.chars": ["task.chars=5000"],
+    },
     "expressions_treelstm": {
         "task.max_ops": ["task.max_ops=4"],
         "task.test_max_ops": ["task.test_max_ops=8"],

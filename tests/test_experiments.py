@@ -405,7 +405,11 @@ def get_objective(config, model, data):
     cell = jaxrnn.elman(6)
 
     def loss(params, carry, batch, key):
-        carry, ys = jaxrnn.scan(cell, params.cell, batch["x"], carry, resets=batch["resets"])
+        # A document that starts inside the window starts from zeros, not from the carry.
+        zeros = cell.initial_carry(params.cell, batch["x"].shape[:1])
+        carry, ys = jaxrnn.scan(
+            cell, params.cell, batch["x"], carry, resets=batch["resets"], reset_to=zeros
+        )
         logits = models.linear(params.readout, ys)
         ce = tasks.cross_entropy(logits, batch["y"])
         return ce, ({"loss": ce, "accuracy": tasks.accuracy(logits, batch["y"])}, carry)

@@ -282,6 +282,29 @@ def test_packed_with_resets_equals_separate_runs(reverse, key):
             assert_trees_close(final, f_seg)
 
 
+@pytest.mark.parametrize("remat", [None, 3])
+def test_a_window_of_a_stream_resets_to_reset_to_not_to_its_incoming_carry(remat, key):
+    # Truncated BPTT: the window starts from the stream's carry; a document that begins
+    # at t = 4 starts from the cell's initial carry (zeros).
+    cell, params, xs = setup("gru", key, (2,))
+    incoming = randomize(cell.initial_carry(params, (2,)), jax.random.fold_in(key, 1))
+    zeros = cell.initial_carry(params, (2,))
+    resets = np.zeros((2, T), bool)
+    resets[:, 4] = True
+    final, ys = jaxrnn.scan(cell, params, xs, incoming, resets=resets, reset_to=zeros, remat=remat)
+    # The oracle: the loop from the incoming carry up to t = 4, then from zeros.
+    _, ys_a = loop_oracle(cell, params, xs[:, :4], incoming)
+    final_b, ys_b = loop_oracle(cell, params, xs[:, 4:])
+    np.testing.assert_allclose(ys, np.concatenate([ys_a, ys_b], axis=1), **TOL)
+    assert_trees_close(final, final_b)
+    # Without reset_to, a reset restarts from the initial carry given, as documented.
+    _, ys_default = jaxrnn.scan(cell, params, xs, incoming, resets=resets)
+    _, ys_again = loop_oracle(cell, params, xs[:, 4:], incoming)
+    np.testing.assert_allclose(ys_default[:, 4:], ys_again, **TOL)
+    with pytest.raises(ValueError, match=r"reset_to: expected leaf shapes \[\(2, 4\)\]"):
+        jaxrnn.scan(cell, params, xs, incoming, resets=resets, reset_to=cell.initial_carry(params))
+
+
 def test_no_recompilation_on_second_call(key):
     cell, params, xs = setup("lstmp", key)
     traces = []

@@ -100,6 +100,7 @@ def scan(
     bptt: str = "auto",
     remat: int | str | None = None,
     key: jax.Array | None = None,
+    reset_to=None,
 ):
     """Run ``cell`` over the time axis of ``xs`` with ``jax.lax.scan``.
 
@@ -148,6 +149,11 @@ def scan(
         ``"sqrt"``: ``k ~ sqrt(T)`` (:func:`sqrt_segment`); None: store every step. Values and
         gradients are those of the plain rollout.
       key: PRNG key for randomised cells (dropout, zoneout) when ``carry`` is None.
+      reset_to: the carry a reset restarts from, shaped like ``carry``; default: the
+        initial carry (``carry``, or the cell's). Truncated BPTT over streams passes the
+        window's incoming ``carry`` and ``reset_to=cell.initial_carry(params, batch)``,
+        so that a document that begins inside a window starts from the cell's initial
+        state, not from the state the window began with.
 
     Returns:
       ``(final_carry, ys)`` with ``ys: [*batch, T, O]`` (``[T, *batch, O]`` if
@@ -198,14 +204,20 @@ def scan(
         )
         check_carry(carry, template)
         carry0 = carry
+    if reset_to is not None:
+        check_carry(reset_to, jax.eval_shape(lambda: carry0), "reset_to")
 
     if remat is None:
         final, ys = _run(
-            cell, params, carry0, xs, valid, starts, reverse=reverse, unroll=unroll, engine=mode
-        )
+            cell, params, carry0, xs, valid, starts,
+            reverse=reverse, unroll=unroll, reset_to=reset_to, engine=mode,
+        )  # fmt: skip
     else:
         k = sqrt_segment(T) if remat == "sqrt" else int(remat)
-        final, ys = _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, mode)
+        final, ys = _segmented(
+            cell, params, carry0, xs, valid, starts, k, reverse, unroll, mode,
+            carry0 if reset_to is None else reset_to,
+        )  # fmt: skip
     if not time_major:
         ys = jax.tree.map(lambda y: jnp.moveaxis(y, 0, len(batch_shape)), ys)
     return final, ys
@@ -293,8 +305,9 @@ def sqrt_segment(T: int) -> int:
     return min(near, key=lambda k: abs(k - root)) if near else max(1, round(root))
 
 
-def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engine):
-    """:func:`_run` in segments of ``k`` steps, each under ``jax.checkpoint``.
+def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engine, reset_to):
+    """:func:`_run` in segments of ``k`` steps, each under ``jax.checkpoint``, from
+    ``carry0``; resets restart from ``reset_to``.
 
     An outer ``lax.scan`` runs ``n = T // k`` segments; a segment keeps only its
     input carry for the backward pass, where its ``k`` steps are run again to get
@@ -313,7 +326,7 @@ def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engi
     T = xs.shape[0]
     n, r = divmod(T, k)
 
-    def segment(params, carry0, c, xs, valid, starts):
+    def segment(params, reset_to, c, xs, valid, starts):
         return _run(
             cell,
             params,
@@ -323,7 +336,7 @@ def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engi
             starts,
             reverse=reverse,
             unroll=unroll,
-            reset_to=carry0,
+            reset_to=reset_to,
             engine=engine,
         )
 
@@ -339,7 +352,7 @@ def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engi
         return a if shape is None else a.reshape(shape + a.shape[1:])
 
     def body(c, seg):
-        return segment_in_scan(params, carry0, c, *seg)
+        return segment_in_scan(params, reset_to, c, *seg)
 
     def run_body(c):
         segs = tuple(part(a, 0, n * k, (n, k)) for a in (xs, valid, starts))
@@ -347,7 +360,7 @@ def _segmented(cell, params, carry0, xs, valid, starts, k, reverse, unroll, engi
         return c, jax.tree.map(lambda y: y.reshape((n * k, *y.shape[2:])), ys)
 
     def run_tail(c):
-        return segment_alone(params, carry0, c, *(part(a, n * k, T) for a in (xs, valid, starts)))
+        return segment_alone(params, reset_to, c, *(part(a, n * k, T) for a in (xs, valid, starts)))
 
     runs = [run_body] * (n > 0) + [run_tail] * (r > 0 or n == 0)  # T = 0: one empty segment
     c, ys = carry0, [None] * len(runs)

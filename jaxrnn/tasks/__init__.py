@@ -10,7 +10,8 @@
 * built-in data: :func:`adding`, :func:`copying`, :func:`parity`
   (:mod:`~jaxrnn.tasks.synthetic`), :mod:`~jaxrnn.tasks.digits`,
   :mod:`~jaxrnn.tasks.addition` (with :mod:`~jaxrnn.tasks.seq2seq`),
-  :mod:`~jaxrnn.tasks.shakespeare` (with :mod:`~jaxrnn.tasks.text`) and
+  :mod:`~jaxrnn.tasks.shakespeare` (with :mod:`~jaxrnn.tasks.text`, and
+  :mod:`~jaxrnn.tasks.streams` for truncated BPTT over contiguous streams) and
   :mod:`~jaxrnn.tasks.expressions`;
 * real data shipped in PyPI packages (:mod:`~jaxrnn.tasks.carriers`):
   :mod:`~jaxrnn.tasks.mnist1d`, :mod:`~jaxrnn.tasks.japanese_vowels`,
@@ -30,6 +31,7 @@ from jaxrnn.tasks import (
     movie_reviews,
     seq2seq,
     shakespeare,
+    streams,
     sunspots,
     text,
 )
@@ -96,6 +98,7 @@ __all__ = [
     "shakespeare",
     "shapes",
     "split_examples",
+    "streams",
     "sunspots",
     "text",
     "token_prior",

