@@ -13,12 +13,11 @@ averaged)::
 and picks the best setting on **validation**: by the mean over its trained seeds
 of each seed's best validation ``train.best_metric`` (the value that chose its
 checkpoint, ``best_validation`` in ``status.json``; a seed never finite there makes
-its setting the worst), in the direction the
-experiment's objective declares for it, as the runner ranks checkpoints. The test
-split never chooses, else its figures would no longer estimate the chosen
-setting's error; only a sweep without a validation split (a refit on train +
-validation) is ranked by its test means. It reads the layout the sweep engine
-writes::
+its setting the worst), in the direction the experiment's objective declares for
+it, as the runner ranks checkpoints. The test split never chooses, else its figures
+would no longer estimate the chosen setting's error; only a sweep without a
+validation split (a refit on train + validation) is ranked by its test means. It
+reads the layout the sweep engine writes::
 
     SWEEP_DIR/sweep.json                  members: [{"id", "overrides", ...}], versions
     SWEEP_DIR/members/<id>/config.json    the member's resolved config

