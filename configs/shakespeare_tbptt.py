@@ -93,8 +93,15 @@ def finalize_config(config: Config) -> Config:
     held_out = [s for part in ("validation", "test") for s in _spans(config.task)[part]]
     lanes = len(_spans(config.task)["test"])
     windows = -(-(max(b - a for a, b in held_out) - 1) // config.task.eval_length)
-    train = dataclasses.replace(config.train, eval_batch_size=lanes, eval_batches=windows)
-    return dataclasses.replace(config, train=train)
+    derived = {"eval_batch_size": lanes, "eval_batches": windows}
+    for key, value in derived.items():
+        # An override of either would score a part of the split, or one lane twice.
+        if getattr(config.train, key) not in (value, getattr(TrainConfig(), key)):
+            raise ValueError(
+                f"train.{key}={getattr(config.train, key)}: split {config.task.split} with "
+                f"task.eval_length={config.task.eval_length} sets it to {value}; drop it"
+            )
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **derived))
 
 
 def get_config(smoke: bool = False) -> Config:

@@ -128,9 +128,13 @@ def test_evaluation_in_windows_equals_one_rollout_over_the_segment(smoke):
     np.testing.assert_allclose(total, whole, rtol=2e-5)
 
 
-def test_the_stream_model_refuses_chars_with_split_c(smoke):
+def test_the_stream_model_refuses_chars_with_split_c_and_other_scoring_windows(smoke):
     config, module, _, _ = smoke
     from jaxrnn.training import apply_overrides
 
     with pytest.raises(Exception, match=r"task.chars: split B only"):
         module.finalize_config(apply_overrides(config, ["task.split=C"]))
+    # The scoring lanes and windows follow from the split; another value is refused.
+    assert (config.train.eval_batch_size, config.train.eval_batches) == (1, 10)
+    with pytest.raises(ValueError, match=r"train.eval_batches=3: split B .* sets it to 10"):
+        module.finalize_config(apply_overrides(config, ["train.eval_batches=3"]))
