@@ -73,12 +73,9 @@ class Streams:
 
 
 def _spans(task: Streams) -> dict[str, list[tuple[int, int]]]:
-    if task.chars is None:
-        return shakespeare.spans(task.split)
-    if task.split != "B":
+    if task.chars is not None and task.split != "B":
         raise ValueError(f"task.chars: split B only (its 90/5/5 cut), got task.split={task.split}")
-    a, b = (int(f * task.chars) for f in shakespeare.SPLIT_FRACTIONS)
-    return {"train": [(0, a)], "validation": [(a, b)], "test": [(b, task.chars)]}
+    return shakespeare.spans(task.split, task.chars)
 
 
 def _vocab(task: Streams):

@@ -78,9 +78,9 @@ def file_starts() -> np.ndarray:
     return starts
 
 
-def spans(split: str) -> dict[str, list[tuple[int, int]]]:
+def spans(split: str, chars: int | None = None) -> dict[str, list[tuple[int, int]]]:
     """The character spans ``[start, end)`` of each part of split ``"B"`` or ``"C"`` of
-    ``BASELINES.md``.
+    ``BASELINES.md``; split B of the first ``chars`` characters only (None: all ``n``).
 
     B: the contiguous 90/5/5, cut at ``int(0.9 n)`` and ``int(0.95 n)``. C: the 506
     blocks of 10,000 characters (the last one shorter), permuted by
@@ -92,11 +92,15 @@ def spans(split: str) -> dict[str, list[tuple[int, int]]]:
       ``{"train": [...], "validation": [...], "test": [...]}``.
     """
     n = len(shakespeare_text())
+    if chars is not None:
+        n = min(check_positive("chars", chars), n)
     if split == "B":
         a, b = (int(f * n) for f in SPLIT_FRACTIONS)
         return {"train": [(0, a)], "validation": [(a, b)], "test": [(b, n)]}
     if split != "C":
         raise ValueError(f"split: expected 'B' or 'C', got {split!r}")
+    if chars is not None:
+        raise ValueError(f"chars: split B only (its 90/5/5 cut), got chars={chars} with split C")
     blocks = [(i, min(i + BLOCK, n)) for i in range(0, n, BLOCK)]
     order = np.random.default_rng(0).permutation(len(blocks))
     held = {"validation": order[:HELD_OUT], "test": order[HELD_OUT : 2 * HELD_OUT]}
@@ -116,11 +120,7 @@ def parts(chars: int | None = None) -> tuple[str, str, str]:
     text cut at ``int(0.9 n)`` and ``int(0.95 n)``, of the first ``chars`` characters
     (None: all ``n``)."""
     text = shakespeare_text()
-    if chars is not None:
-        check_positive("chars", chars)
-        text = text[:chars]
-    a, b = (int(f * len(text)) for f in SPLIT_FRACTIONS)
-    return text[:a], text[a:b], text[b:]
+    return tuple(text[a:b] for ((a, b),) in spans("B", chars).values())
 
 
 def vocab(chars: int | None = None) -> Vocab:
