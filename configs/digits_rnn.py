@@ -15,7 +15,6 @@ does not reach; about 3 minutes for the sweep (experiments/README.md, "sklearn d
 bidirectional RNNs against 1-NN").
 """
 
-import jaxrnn
 from jaxrnn import models, tasks
 from jaxrnn.training import (
     Config,
@@ -23,12 +22,12 @@ from jaxrnn.training import (
     OptimConfig,
     TrainConfig,
     load_experiment,
-    make_cell,
 )
 
 digits = load_experiment("digits_lstm").module
 CITATION = digits.CITATION
-Regularise = load_experiment("japanese_vowels_birnn").module.Regularise
+vowels = load_experiment("japanese_vowels_birnn").module
+Regularise = vowels.Regularise
 LABELS = {"model.cell": "cell", "accuracy": "test accuracy"}
 
 
@@ -65,12 +64,7 @@ def get_data(config: Config) -> tasks.Dataset:
 
 def get_model(config: Config, data) -> models.Model:
     """A bidirectional layer of the configured cell, mean-pooled over the rows."""
-    cell = jaxrnn.variational_dropout(
-        make_cell(config.model),
-        input_rate=config.task.input_dropout,
-        state_rate=config.task.state_dropout,
-    )
-    return models.many_to_one(jaxrnn.bidirectional(cell), 10, pooling="mean", input_size=8)
+    return models.many_to_one(vowels.bidirectional_layer(config), 10, pooling="mean", input_size=8)
 
 
 def get_objective(config: Config, model, data) -> tasks.Objective:

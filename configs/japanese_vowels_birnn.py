@@ -90,16 +90,25 @@ def get_data(config: Config) -> tasks.Dataset:
     return vowels.japanese_vowels(validation_fraction=0.0 if config.task.refit else 0.1)
 
 
-def get_model(config: Config, data) -> models.Model:
-    """A bidirectional layer of the configured cell, pooled over the valid frames."""
+def bidirectional_layer(config: Config) -> jaxrnn.Layer:
+    """The configured cell in both directions, with the task section's variational
+    dropout (:class:`Regularise`); ``digits_rnn`` and ``movie_reviews_birnn`` read
+    with it too."""
     cell = jaxrnn.variational_dropout(
         make_cell(config.model),
         input_rate=config.task.input_dropout,
         state_rate=config.task.state_dropout,
     )
-    layer = jaxrnn.bidirectional(cell)
+    return jaxrnn.bidirectional(cell)
+
+
+def get_model(config: Config, data) -> models.Model:
+    """A bidirectional layer of the configured cell, pooled over the valid frames."""
     return models.many_to_one(
-        layer, vowels.NUM_CLASSES, pooling=config.task.pooling, input_size=vowels.CHANNELS
+        bidirectional_layer(config),
+        vowels.NUM_CLASSES,
+        pooling=config.task.pooling,
+        input_size=vowels.CHANNELS,
     )
 
 

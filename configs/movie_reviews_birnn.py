@@ -29,7 +29,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-import jaxrnn
 from jaxrnn import models, tasks
 from jaxrnn.tasks import movie_reviews as reviews
 from jaxrnn.training import (
@@ -38,13 +37,13 @@ from jaxrnn.training import (
     OptimConfig,
     TrainConfig,
     load_experiment,
-    make_cell,
     section,
 )
 
 CITATION = reviews.CITATION
 LABELS = {"model.cell": "cell", "task.fold": "fold", "accuracy": "test accuracy"}
-Regularise = load_experiment("japanese_vowels_birnn").module.Regularise
+vowels = load_experiment("japanese_vowels_birnn").module
+Regularise = vowels.Regularise
 
 
 @section
@@ -105,14 +104,11 @@ def get_data(config: Config) -> tasks.Dataset:
 
 def get_model(config: Config, data) -> models.Model:
     """Embedding, then a bidirectional layer of the configured cell, pooled over the words."""
-    cell = jaxrnn.variational_dropout(
-        make_cell(config.model),
-        input_rate=config.task.input_dropout,
-        state_rate=config.task.state_dropout,
+    classifier = models.many_to_one(
+        vowels.bidirectional_layer(config), 2, pooling=config.task.pooling
     )
-    layer = models.many_to_one(jaxrnn.bidirectional(cell), 2, pooling=config.task.pooling)
     vocab_size = _load(config.task.fold, config.task.min_count)[1]
-    return models.embedded(layer, vocab_size, config.task.embedding_size)
+    return models.embedded(classifier, vocab_size, config.task.embedding_size)
 
 
 def get_objective(config: Config, model, data) -> tasks.Objective:
