@@ -1023,6 +1023,17 @@ SECTION_CHANGES = {
         "task.state_dropout": ["task.state_dropout=0.2"],
         "task.chars": ["task.chars=5000"],
     },
+    "bible_translation": {
+        "task.vocab_size": ["task.vocab_size=2000"],
+        "task.max_tokens": ["task.max_tokens=32"],
+        "task.beam_size": ["task.beam_size=1"],
+        "task.length_penalty": ["task.length_penalty=1.0"],
+        "task.verses": ["task.verses=100"],
+        "model.embedding_size": ["model.embedding_size=16"],
+        "model.attention": ["model.attention=additive"],
+        "model.bidirectional": ["model.bidirectional=false"],
+        "model.scheduled_sampling": ["model.scheduled_sampling=0.5"],
+    },
     "expressions_treelstm": {
         "task.max_ops": ["task.max_ops=4"],
         "task.test_max_ops": ["task.test_max_ops=8"],

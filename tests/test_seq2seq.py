@@ -70,6 +70,13 @@ def test_attention_matches_numpy(kind, key):
     # Without a mask: a plain softmax over all positions.
     _, w_all = att.apply(params, q, k, v)
     np.testing.assert_allclose(w_all, np_softmax(np_scores(kind, p, q, k), True), rtol=1e-12)
+    # The keys' part prepared once (as a decoder does for all its steps): the same.
+    prepared = att.prepare(params, k)
+    if kind == "additive":  # U_aᵀ k, [B, S, A]
+        np.testing.assert_allclose(prepared, np.asarray(k) @ p.U_a, rtol=1e-12)
+    again = att.apply(params, q, k, v, mask, prepared=prepared)
+    np.testing.assert_allclose(again[1], w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(again[0], context, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("kind", sorted(ATTENTIONS))

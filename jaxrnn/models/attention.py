@@ -1,9 +1,11 @@
 """Attention over a padded source sequence: additive (Bahdanau) and multiplicative (Luong).
 
-An :class:`Attention` is a NamedTuple of two pure functions::
+An :class:`Attention` is a NamedTuple of three pure functions::
 
     attn.init(key, query_size, key_size)                -> params
-    attn.apply(params, query, keys, values, mask=None)  -> (context, weights)
+    attn.apply(params, query, keys, values, mask=None, *, prepared=None)
+                                                        -> (context, weights)
+    attn.prepare(params, keys)                          -> prepared
 
 with ``query [*, Dq]``, ``keys [*, S, Dk]``, ``values [*, S, Dv]``, ``mask [*, S]``
 (True: a valid source position), ``context [*, Dv]`` and ``weights [*, S]``::
@@ -14,6 +16,13 @@ with ``query [*, Dq]``, ``keys [*, S, Dk]``, ``values [*, S, Dv]``, ``mask [*, S
 
 A row whose positions are all masked gets all-zero weights and a zero context
 (not NaN), so padding whole sequences in a batch is safe.
+
+``prepare`` computes the part of the score that does not depend on the query (the
+additive score's ``U_aᵀ k_s``, ``[*, S, A]``; the keys themselves for the others). A
+decoder that queries the same keys at every step computes it once per source and
+passes it as ``apply(..., prepared=)``: recomputing it every step costs a
+``[S, Dk] × [Dk, A]`` product per step and sequence, most of a translation model's
+training step.
 
 References:
   Bahdanau, Cho, Bengio (2015). Neural Machine Translation by Jointly Learning
@@ -58,11 +67,16 @@ SCORES = {
 }
 
 
+def _keys(params, keys: Array) -> Array:
+    return keys
+
+
 class Attention(NamedTuple):
-    """An attention mechanism: ``init`` and ``apply``, both pure."""
+    """An attention mechanism: ``init``, ``apply`` and ``prepare``, all pure (module doc)."""
 
     init: Callable[..., Any]
     apply: Callable[..., tuple[Array, Array]]
+    prepare: Callable[[Any, Array], Array] = _keys
 
 
 class AdditiveParams(NamedTuple):
@@ -124,12 +138,15 @@ def _check(query, keys, values, mask):
             )
 
 
-def _attend(score_fn):
-    def apply(params, query, keys, values, mask=None):
+def _attend(score_fn, prepare=_keys):
+    """``apply`` of a score ``score_fn(params, query, prepared) -> [*, S]``."""
+
+    def apply(params, query, keys, values, mask=None, *, prepared=None):
         query, keys, values = jnp.asarray(query), jnp.asarray(keys), jnp.asarray(values)
         mask = None if mask is None else jnp.asarray(mask)
         _check(query, keys, values, mask)
-        weights = masked_softmax(score_fn(params, query, keys), mask)
+        prepared = prepare(params, keys) if prepared is None else prepared
+        weights = masked_softmax(score_fn(params, query, prepared), mask)
         context = jnp.einsum("...s,...sd->...d", weights, values.astype(weights.dtype))
         return context, weights
 
@@ -154,16 +171,25 @@ def additive(attention_size: int, *, dtype=jnp.float32) -> Attention:
             v_a=glorot(k_v, (attention_size, 1), dtype)[:, 0],
         )
 
-    def score(params: AdditiveParams, query, keys):
-        if query.shape[-1] != params.W_a.shape[0] or keys.shape[-1] != params.U_a.shape[0]:
+    def prepare(params: AdditiveParams, keys):
+        """``U_aᵀ k_s``, ``[*, S, A]``: the keys' half of the score."""
+        if keys.shape[-1] != params.U_a.shape[0]:
             raise ValueError(
-                f"query, keys: expected sizes Dq={params.W_a.shape[0]}, Dk={params.U_a.shape[0]} "
-                f"(from the params), got {query.shape[-1]} and {keys.shape[-1]}"
+                f"keys: expected size Dk={params.U_a.shape[0]} (from the params), "
+                f"got {keys.shape[-1]}"
             )
-        hidden = jnp.tanh((query @ params.W_a)[..., None, :] + keys @ params.U_a)
+        return keys @ params.U_a
+
+    def score(params: AdditiveParams, query, projected):
+        if query.shape[-1] != params.W_a.shape[0]:
+            raise ValueError(
+                f"query: expected size Dq={params.W_a.shape[0]} (from the params), "
+                f"got {query.shape[-1]}"
+            )
+        hidden = jnp.tanh((query @ params.W_a)[..., None, :] + projected)
         return hidden @ params.v_a
 
-    return Attention(init, _attend(score))
+    return Attention(init, _attend(score, prepare), prepare)
 
 
 def dot() -> Attention:

@@ -135,12 +135,15 @@ class DecodeState(NamedTuple):
         feeding), Bahdanau's ``s_{t-1}`` (the query), or ``[B, 0]`` without attention.
       memory: ``[B, S, D]``, the encoder outputs (the attention's keys and values).
       memory_mask: ``[B, S]`` bool, True at the valid source positions.
+      prepared: the attention's ``prepare(params, memory)``, computed once per source
+        (additive: ``U_aᵀ k_s``, ``[B, S, A]``); None without attention.
     """
 
     carry: Any
     feed: Array
     memory: Array
     memory_mask: Array
+    prepared: Array | None
 
 
 class Seq2Seq(NamedTuple):
@@ -300,7 +303,8 @@ def seq2seq_model(
             feed_size = 0
         feed = jnp.zeros((B, feed_size), memory.dtype)
         mask = jnp.arange(S, dtype=src_lengths.dtype) < src_lengths[:, None]
-        return DecodeState(carry, feed, memory, mask)
+        prepared = None if attention is None else attention.prepare(params.attention, memory)
+        return DecodeState(carry, feed, memory, mask, prepared)
 
     def decode_step(params: Seq2SeqParams, state: DecodeState, token):
         token = jnp.asarray(token)
@@ -309,8 +313,9 @@ def seq2seq_model(
         weights = None
         if bahdanau:
             context, weights = attention.apply(
-                params.attention, state.feed, state.memory, state.memory, state.memory_mask
-            )
+                params.attention, state.feed, state.memory, state.memory, state.memory_mask,
+                prepared=state.prepared,
+            )  # fmt: skip
             carry, s = decoder.apply(params.decoder, state.carry, jnp.concatenate([e, context], -1))
             out, feed = jnp.concatenate([s, context], -1), s
         else:
@@ -320,12 +325,13 @@ def seq2seq_model(
             out, feed = h, state.feed
             if luong:
                 context, weights = attention.apply(
-                    params.attention, h, state.memory, state.memory, state.memory_mask
-                )
+                    params.attention, h, state.memory, state.memory, state.memory_mask,
+                    prepared=state.prepared,
+                )  # fmt: skip
                 out = jnp.tanh(linear(params.attentional, jnp.concatenate([context, h], -1)))
                 feed = out
         logits = linear(params.readout, out)
-        return DecodeState(carry, feed, state.memory, state.memory_mask), logits, weights
+        return state._replace(carry=carry, feed=feed), logits, weights
 
     def apply_teacher_forced(
         params: Seq2SeqParams,

@@ -19,10 +19,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.cells.references import Reference
 from jaxrnn.combinators.layer import BIDIRECTIONAL, bidirectional
-from jaxrnn.models import Seq2Seq, attention, greedy, seq2seq_model
+from jaxrnn.models import Seq2Seq, attention, beam_search, greedy, seq2seq_model
 from jaxrnn.models import seq2seq as seq2seq_lib
 from jaxrnn.models.vocab import BOS, EOS, PAD
 from jaxrnn.tasks import losses
@@ -53,8 +54,10 @@ def model(
     hidden_size: int,
     attention_kind: str | None = None,
     bidirectional_encoder: bool = False,
+    target_vocab_size: int | None = None,
 ) -> Seq2Seq:
-    """An encoder-decoder over one vocabulary: ``make_cell()`` as the encoder (inside
+    """An encoder-decoder from ``vocab_size`` source ids to ``target_vocab_size`` target
+    ids (None: the same vocabulary): ``make_cell()`` as the encoder (inside
     :func:`jaxrnn.bidirectional` if ``bidirectional_encoder``) and as the decoder, with
     Luong attention of ``attention_kind`` (``"additive"``: ``A = hidden_size``; ``"dot"``;
     ``"general"``) or none."""
@@ -63,8 +66,9 @@ def model(
         encoder = bidirectional(encoder)
     att = None if attention_kind is None else ATTENTIONS[attention_kind](hidden_size)
     return seq2seq_model(
-        encoder, make_cell(), vocab_size, vocab_size, embedding_size=embedding_size, attention=att
-    )
+        encoder, make_cell(), vocab_size, target_vocab_size or vocab_size,
+        embedding_size=embedding_size, attention=att,
+    )  # fmt: skip
 
 
 def references(
@@ -106,7 +110,9 @@ def exact_match(model: Seq2Seq, params, batch: Seq2SeqBatch) -> jax.Array:
     return jnp.all(out.tokens == batch.targets.astype(out.tokens.dtype), axis=1)
 
 
-def objective(model: Seq2Seq, sampling_prob: float = 0.0) -> Objective:
+def objective(
+    model: Seq2Seq, sampling_prob: float = 0.0, *, exact_match_metric: bool = True
+) -> Objective:
     """The objective of an encoder-decoder on :class:`Seq2SeqBatch` es.
 
     ``loss`` is the mean cross-entropy (nats) over the valid target tokens of the
@@ -114,7 +120,8 @@ def objective(model: Seq2Seq, sampling_prob: float = 0.0) -> Objective:
     means over a split's tokens). With ``sampling_prob > 0`` the training pass feeds
     the model's own samples with that probability (scheduled sampling); evaluation
     (``key=None``) always teacher-forces, and adds ``exact_match``, the share of
-    examples that greedy decoding gets exactly right.
+    examples that greedy decoding gets exactly right, unless ``exact_match_metric``
+    is False (long outputs, which are never exactly right: translated sentences).
     """
 
     def loss(params, batch: Seq2SeqBatch, key):
@@ -128,8 +135,39 @@ def objective(model: Seq2Seq, sampling_prob: float = 0.0) -> Objective:
             "loss": ce,
             "accuracy": mean(losses.item_correct(logits, batch.targets), batch.mask),
         }
-        if key is None:
+        if key is None and exact_match_metric:
             metrics["exact_match"] = jnp.mean(exact_match(model, params, batch).astype(jnp.float32))
         return value(ce), metrics
 
-    return Objective(loss, {"accuracy": "max", "exact_match": "max"})
+    directions = {"accuracy": "max"} | ({"exact_match": "max"} if exact_match_metric else {})
+    return Objective(loss, directions)
+
+
+def translate(
+    model: Seq2Seq,
+    params,
+    source,
+    source_lengths,
+    *,
+    beam_size: int = 1,
+    alpha: float = 0.0,
+    max_length: int,
+) -> list[list[int]]:
+    """The best output of each source: its ids up to, not including, ``<eos>``.
+
+    Greedy decoding for ``beam_size=1``, else :func:`~jaxrnn.models.beam_search` with
+    length-penalty exponent ``alpha``; at most ``max_length`` tokens each.
+    """  # fmt: skip
+    state = jax.jit(model.init_decode_state)(params, source, source_lengths)
+    bounds = dict(bos_id=BOS, eos_id=EOS, max_length=max_length, pad_id=PAD)
+    if beam_size == 1:
+        out = greedy(model.decode_step, params, state, **bounds)
+        tokens, lengths = out.tokens, out.lengths
+    else:
+        out = beam_search(
+            model.decode_step, params, state, beam_size=beam_size, alpha=alpha, **bounds
+        )
+        tokens, lengths = out.tokens[:, 0], out.lengths[:, 0]
+    tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+    outputs = [row[:n].tolist() for row, n in zip(tokens, lengths, strict=True)]
+    return [ids[: ids.index(EOS)] if EOS in ids else ids for ids in outputs]
