@@ -1034,6 +1034,13 @@ SECTION_CHANGES = {
         "model.bidirectional": ["model.bidirectional=false"],
         "model.scheduled_sampling": ["model.scheduled_sampling=0.5"],
     },
+    "spoken_digits_ctc": {
+        "task.input_dropout": ["task.input_dropout=0.2"],
+        "task.state_dropout": ["task.state_dropout=0.2"],
+        "task.layers": ["task.layers=3"],
+        "task.beam": ["task.beam=4"],
+        "task.scale": ["task.scale=0.5"],
+    },
     "expressions_treelstm": {
         "task.max_ops": ["task.max_ops=4"],
         "task.test_max_ops": ["task.test_max_ops=8"],
