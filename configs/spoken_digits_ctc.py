@@ -9,7 +9,7 @@ Log-mel features (40 bands, NumPy), three 10 ms frames stacked into one 30 ms st
 Two bidirectional layers of the configured cell (H = 128 each way, variational
 dropout 0.1 on inputs and states) give each step's logits over the blank and the 10
 digits; ``optax.ctc_loss``; Adam 2e-3 with a cosine decay after global-norm clipping
-at 1, 3,000 steps of 32 utterances. Every evaluation decodes the split greedily and
+at 1, 1,000 steps of 32 utterances. Every evaluation decodes the split greedily and
 with prefix beam search (beam 8, Hannun et al. 2014) and reports the label error rate
 of each (``ler_greedy``, ``ler``); the checkpoint of lowest validation ``ler`` is
 scored once on test. The sweep: LSTM and GRU × seeds 0, 1, 2.
@@ -83,9 +83,9 @@ def get_config(smoke: bool = False) -> Config:
             clip_norm=1.0,
         ),
         train=TrainConfig(
-            steps=20 if smoke else 3000,
+            steps=20 if smoke else 1000,
             batch_size=8 if smoke else 32,
-            eval_every=10 if smoke else 250,
+            eval_every=10 if smoke else 100,
             eval_batch_size=64 if smoke else 400,
             checkpoint_every=10 if smoke else 500,
             best_metric="ler",
