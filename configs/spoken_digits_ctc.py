@@ -14,10 +14,12 @@ with prefix beam search (beam 8, Hannun et al. 2014) and reports the label error
 of each (``ler_greedy``, ``ler``); the checkpoint of lowest validation ``ler`` is
 scored once on test. The sweep: LSTM and GRU × seeds 0, 1, 2.
 
-Expected (2 CPU cores): a label error rate below 5% on the held-out voices, against
-the trivial baseline each run reports: the most frequent training digit said as often
-as the median training utterance has digits (about 90%). Needs the engine:
-``pip install espeakng-loader==0.2.4``.
+Expected (2 CPU cores, 3 December 2026: 26 min for the sweep, beside other jobs): a
+label error rate below 5% on the held-out voices. Measured: **0** for every LSTM seed
+(no error in the 3,223 test digits), 0.0008 ± 0.0014 for the GRU (one seed: 8 errors),
+against the trivial baseline each run reports, the most frequent training digit said
+as often as the median training utterance has digits: 111% (worse than saying nothing,
+100%). Needs the engine: ``pip install espeakng-loader==0.2.4``.
 """
 
 from typing import Annotated
