@@ -37,11 +37,11 @@ from jaxrnn.training import (
     OptimConfig,
     TrainConfig,
     load_experiment,
-    make_cell,
     section,
 )
 
-Regularise = load_experiment("japanese_vowels_birnn").module.Regularise
+vowels = load_experiment("japanese_vowels_birnn").module
+Regularise = vowels.Regularise
 LABELS = {"model.cell": "cell", "ler": "test label error rate"}
 CITATION = r"""@inproceedings{graves2006connectionist,
   author = {Graves, Alex and Fern{\'a}ndez, Santiago and Gomez, Faustino and
@@ -102,12 +102,7 @@ def get_data(config: Config) -> tasks.Dataset:
 
 def get_model(config: Config, data) -> models.Model:
     """``task.layers`` bidirectional layers of the configured cell, read out at every step."""
-    cell = lambda: jaxrnn.variational_dropout(  # noqa: E731
-        make_cell(config.model),
-        input_rate=config.task.input_dropout,
-        state_rate=config.task.state_dropout,
-    )
-    layers = [jaxrnn.bidirectional(cell()) for _ in range(config.task.layers)]
+    layers = [vowels.bidirectional_layer(config) for _ in range(config.task.layers)]
     return models.many_to_many(
         jaxrnn.stack_layers(*layers),
         digits.NUM_LABELS,
