@@ -21,7 +21,7 @@ A row whose positions are all masked gets all-zero weights and a zero context
 additive score's ``U_aᵀ k_s``, ``[*, S, A]``; the keys themselves for the others). A
 decoder that queries the same keys at every step computes it once per source and
 passes it as ``apply(..., prepared=)``: recomputing it every step costs a
-``[S, Dk] × [Dk, A]`` product per step and sequence, most of a translation model's
+``[S, Dk] × [Dk, A]`` product per step and sequence, half of a translation model's
 training step.
 
 References:
