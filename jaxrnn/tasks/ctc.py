@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxrnn.tasks.data import Batch
 from jaxrnn.tasks.objectives import Objective
@@ -43,8 +44,6 @@ def loss(logits: jax.Array, mask: jax.Array, labels: jax.Array) -> jax.Array:
       mask: ``[B, T]`` bool, True at the valid frames.
       labels: ``[B, N]`` int, ids ``1..K-1`` right-padded with 0 (the blank is never a label).
     """
-    import optax
-
     return optax.ctc_loss(
         logits, (~mask).astype(logits.dtype), labels, (labels == BLANK).astype(logits.dtype),
         blank_id=BLANK,
