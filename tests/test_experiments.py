@@ -699,6 +699,65 @@ def test_a_second_run_can_refer_to_the_first(tmp_path):
     assert not [r for r in _log(tmp_path / "second") if r["kind"] == "eval"]
 
 
+DERIVED = """
+import dataclasses
+
+import numpy as np
+
+import jaxrnn
+from jaxrnn import models, tasks
+from jaxrnn.training import Config, ModelConfig, TrainConfig, section
+
+
+@section
+class Lanes:
+    lanes: int = 1
+
+
+def get_config(smoke=False):
+    return Config(name="derived", task=Lanes(), model=ModelConfig(cell="gru", hidden_size=4),
+                  train=TrainConfig(steps=4, batch_size=8))
+
+
+def finalize_config(config):
+    # Derived from the task, as configs/shakespeare_tbptt.py derives its evaluation lanes
+    # from the split, and refused where the config already holds another value.
+    want = 16 * config.task.lanes
+    if config.train.eval_batch_size not in (want, TrainConfig().eval_batch_size):
+        raise ValueError(f"train.eval_batch_size={config.train.eval_batch_size}: expected {want}")
+    train = dataclasses.replace(config.train, eval_batch_size=want)
+    return dataclasses.replace(config, train=train)
+
+
+def get_data(config):
+    x = np.ones((32, 4, 1), np.float32)
+    batch = tasks.Batch(x, x.sum(axis=(1, 2)), np.ones((32, 4), bool))
+    return tasks.Dataset(batch, batch, batch)
+
+
+def get_model(config, data):
+    return models.many_to_one(jaxrnn.gru(4), 1, input_size=1)
+
+
+def get_objective(config, model, data):
+    return tasks.regression(model)
+"""
+
+
+def test_each_sweep_member_is_finalized_from_its_own_overrides_not_from_the_base(tmp_path):
+    """A grid value that changes what ``finalize_config`` derives: each member gets its
+    own derived value (a member finalized on top of the finalized base was refused,
+    which broke ``jaxrnn sweep shakespeare_tbptt --grid task.split=C``)."""
+    path = _write(tmp_path / "exp", "derived", DERIVED)
+    spec = sweep.load(path, ["task.lanes=2"], grid=["task.lanes=1,3"])
+    assert [m.config.train.eval_batch_size for m in spec.members] == [16, 48]
+    pytest.importorskip("optuna")
+    from jaxrnn.sweep import search
+
+    found = search.load(path, ["task.lanes=2"], trials=2, batch=1, grid=["task.lanes=1,3"])
+    assert search.member(found, 0, {"task.lanes": 3}).config.train.eval_batch_size == 48
+
+
 # ------------------------------------------------------------- errors before compute
 
 

@@ -139,7 +139,8 @@ def load(
     """
     require()
     experiment = experiment_lib.load(path)
-    base = experiment_lib.get_config(experiment, overrides, smoke=smoke)
+    # Not finalized: each member is, after its own overrides.
+    base = experiment_lib.overridden_config(experiment, overrides, smoke=smoke)
     file = experiment_lib.get_sweep(experiment)
     problems: list[str] = []
     for name, value, least in (("--optuna", trials, 1), ("--batch", batch, 1)):

@@ -78,7 +78,7 @@ class Spec(NamedTuple):
     trials: int
     seeds: list[int]
     max_group_size: int | None
-    base: Config
+    base: Config  # the experiment's config with base_overrides, not finalized
     members: list[Member]
 
 
@@ -345,7 +345,8 @@ def load(
       6
     """
     experiment = experiment_lib.load(path)
-    base = experiment_lib.get_config(experiment, overrides, smoke=smoke)
+    # Not finalized: each member is, after its own overrides.
+    base = experiment_lib.overridden_config(experiment, overrides, smoke=smoke)
     file = experiment_lib.get_sweep(experiment)
     problems: list[str] = []
     file_grid = {k: [_text(v) for v in values] for k, values in file.get("grid", {}).items()}

@@ -285,8 +285,20 @@ def get_config(
       ExperimentError: ``get_config`` returns no :class:`~jaxrnn.training.Config`.
       ConfigError: an override is invalid (every problem in one error).
     """
-    config = apply_overrides(base_config(experiment, smoke=smoke), overrides)
-    return finalize(experiment, config)
+    return finalize(experiment, overridden_config(experiment, overrides, smoke=smoke))
+
+
+def overridden_config(
+    experiment: Experiment, overrides: Sequence[str] = (), *, smoke: bool = False
+) -> Config:
+    """``get_config(smoke)`` with the overrides, before ``finalize_config``: what a
+    sweep member starts from. (A member that started from a finalized config would
+    keep the settings derived for the base, not for its own overrides.)
+
+    Raises:
+      ExperimentError, ConfigError: as :func:`get_config`.
+    """
+    return apply_overrides(base_config(experiment, smoke=smoke), overrides)
 
 
 def finalize(experiment: Experiment, config: Config) -> Config:
