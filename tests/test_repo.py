@@ -116,6 +116,33 @@ def test_ruff(args):
     subprocess.run([sys.executable, "-m", "ruff", *args, str(ROOT)], check=True, cwd=ROOT)
 
 
+def test_import_jaxrnn_and_jaxrnn_help_do_not_import_jax():
+    """``import jaxrnn`` and ``jaxrnn --help`` load no numerics (PEP 562: each public
+    name is imported on first use); every public name is its module's object."""
+    code = (
+        "import contextlib, io, sys\n"
+        "import jaxrnn\n"
+        "from jaxrnn import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--help'])\n"
+        "print(sorted(m for m in ('jax', 'optax', 'numpy', 'flax') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import jaxrnn
+    from jaxrnn.cells import initializers
+    from jaxrnn.cells.lstm import lstm
+    from jaxrnn.rollout import fused
+
+    assert (jaxrnn.lstm, jaxrnn.fused, jaxrnn.initializers) == (lstm, fused, initializers)
+    for name in jaxrnn.__all__:
+        value = getattr(jaxrnn, name)
+        assert getattr(value, "__name__", name).rpartition(".")[2] == name
+    assert set(dir(jaxrnn)) >= set(jaxrnn.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'lstn'"):
+        _ = jaxrnn.lstn
+
+
 def test_library_never_imports_experiments_or_configs():
     for path in (ROOT / "jaxrnn").rglob("*.py"):
         text = path.read_text()
