@@ -250,6 +250,7 @@ def build_torch(cell, B, T, I, H):
 BUILDERS = {
     "jaxrnn": lambda *config: build_jaxrnn(*config, unroll=unroll()),
     "jaxrnn-autodiff": lambda *config: build_jaxrnn(*config, bptt="autodiff", unroll=unroll()),
+    "jaxrnn-reuse-memory": lambda *config: build_jaxrnn(*config, unroll=unroll()),
     "pytorch": build_torch,
     "flax": build_flax,
     "haiku": build_haiku,
@@ -258,6 +259,7 @@ BUILDERS = {
 IMPORTS = {
     "jaxrnn": ["jax", "optax", "jaxrnn"],
     "jaxrnn-autodiff": ["jax", "optax", "jaxrnn"],
+    "jaxrnn-reuse-memory": ["jax", "optax", "jaxrnn"],
     "pytorch": ["torch"],
     "flax": ["jax", "optax", "flax"],
     "haiku": ["jax", "optax", "haiku"],
@@ -385,6 +387,11 @@ def main():
     try:
         import importlib
 
+        if peer == "jaxrnn-reuse-memory":
+            # What `jaxrnn train --reuse-host-memory` does before JAX starts its threads.
+            from jaxrnn.training.host_memory import reuse_host_memory
+
+            reuse_host_memory()
         versions = {}
         for mod in IMPORTS[peer]:
             m = importlib.import_module(mod)
