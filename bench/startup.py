@@ -18,8 +18,9 @@ What is measured, each in a fresh process, the kinds interleaved round by round:
 
 Reported: the median over rounds of each, and jaxrnn ÷ PyTorch for the first step
 (PyTorch is skipped where it is not installed).
-``python -X importtime -c "import jaxrnn"`` says where the import time goes; the
-summary lists its five largest modules.
+``python -X importtime -c "import jaxrnn.training"`` (what ``jaxrnn train`` imports;
+``import jaxrnn`` itself imports each name on first use) says where the import time
+goes; the summary lists its five largest modules.
 """
 
 import argparse
@@ -99,7 +100,7 @@ def pytorch() -> dict:
 
 def import_profile(top: int = 5) -> list[dict]:
     err = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import jaxrnn"],
+        [sys.executable, "-X", "importtime", "-c", "import jaxrnn.training"],
         capture_output=True,
         text=True,
         check=True,
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
     profile = import_profile()
     lines.append("")
     lines.append(
-        "Largest self times in `python -X importtime -c 'import jaxrnn'`: "
+        "Largest self times in `python -X importtime -c 'import jaxrnn.training'`: "
         + ", ".join(f"{p['module']} {p['self_s']:.2f} s" for p in profile)
         + "."
     )
