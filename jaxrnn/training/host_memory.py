@@ -22,8 +22,10 @@ It is not the default because of what it costs: the process keeps the heap it ha
 grown, and blocks freed while the next call's are already live (JAX frees an array
 when Python drops it) leave gaps that only later calls fill. The peak resident memory
 of that LSTM step went from 559 to 760 MB, and at (256, 50, 32, 256) from 605 MB to
-1.4 GB; the step got 1.2 to 1.5x faster (``bench/README.md``). Worth it where memory
-is plentiful beside the model; not where the model already fills the machine.
+1.4 GB; the step got 1.2 to 1.5x faster (``bench/README.md``). And where a step's
+buffers are small (H = 128 at B = 32) it is 10-30 % slower: every thread then takes the
+one arena's lock. Worth it for steps that need tens of MB or more, with memory to
+spare beside the model.
 """
 
 import ctypes
