@@ -16,8 +16,9 @@ final carry::
     jaxrnn train bible_translation model.attention=none
 
 Adam 2e-3, warm-up then cosine decay, global-norm clipping at 1, 2,000 steps of 64
-pairs (4.4 passes over the fitted ones; sized to the 2-core budget: the 6 runs take
-about 1.5 h, where H = 256 and 4,000 steps would take about 8 h). Every evaluation
+pairs (4.4 passes over the fitted ones; cut for the 2-core budget from H = 256 and
+4,000 steps, whose six runs would take about 8 h; seed 0's two runs took 74 min beside
+other work). Every evaluation
 translates the held-out verses with beam search (beam 5, GNMT length penalty 0.6) and
 scores the detokenised text with sacrebleu (BLEU and chrF, its defaults); the
 checkpoint of highest validation BLEU is scored once on test. The sweep: attention and

@@ -2,15 +2,14 @@
 pages that earlier calls mapped; with glibc's defaults every call faults its pages in
 again. Counted in page faults (``getrusage``), not in time."""
 
-import platform
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
-)
+from jaxrnn.training import host_memory
+
+pytestmark = pytest.mark.skipif(not host_memory.available(), reason="glibc only")
 
 CODE = """
 import resource, sys

@@ -40,11 +40,16 @@ _SETTINGS = {
 }
 
 
+def available() -> bool:
+    """Whether this process runs on glibc, whose malloc :func:`reuse_host_memory` sets."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def reuse_host_memory() -> bool:
     """Set glibc's malloc so that freed blocks stay mapped and are reused (see the
     module docstring); returns whether it did. A no-op returning False where the C
     library is not glibc (macOS, musl)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not available():
         return False
     libc = ctypes.CDLL("libc.so.6")
     return all(libc.mallopt(param, value) == 1 for param, value in _SETTINGS.items())
