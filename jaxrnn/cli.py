@@ -361,7 +361,8 @@ def cmd_sweep(args) -> int:
         " ".join(rundir.run_hash(m.config, spec.experiment) for m in spec.members).encode()
     ).hexdigest()[:12]
     sweep_dir = Path(args.sweep_dir or Path("sweeps") / f"{spec.base.name}-{digest}")
-    console.print(f"sweep directory: {sweep_dir} ({len(spec.members)} members)")
+    n = len(spec.members)
+    console.print(f"sweep directory: {sweep_dir} ({n} member{'s' * (n != 1)})")
     try:
         results = sweep.run(
             spec.experiment,

@@ -133,6 +133,13 @@ def test_get_sweep_in_the_config_file_and_flags_override_it_per_key(tmp_path):
     assert {m.config.optim.learning_rate for m in spec.members} == {1e-3, 1e-2}  # file's grid
     assert spec.seeds == list(range(7)) and spec.max_group_size == 2
     assert spec.grid == {"optim.learning_rate": ["0.001", "0.01"], "optim.clip_norm": ["0.5"]}
+    # A plain override pins its key: the file's grid of it goes, its other keys stay.
+    spec = sweep.load(str(path), ["optim.learning_rate=0.05"], seeds="1")
+    assert [m.config.optim.learning_rate for m in spec.members] == [0.05, 0.05]
+    assert [m.config.optim.clip_norm for m in spec.members] == [None, 1.0]
+    assert spec.grid == {"optim.clip_norm": ["none", "1.0"]}
+    spec = sweep.load(str(path), ["optim.clip_norm=2"], grid=["optim.clip_norm=0.5,3"])
+    assert {m.config.optim.clip_norm for m in spec.members} == {0.5, 3.0}  # the flag wins
 
 
 @pytest.mark.parametrize(

@@ -289,6 +289,10 @@ def test_the_space_comes_from_the_experiment_file_and_flags_override_it_per_key(
     t = search.member(found, 7, {"optim.learning_rate": 0.0123456789, "optim.b1": "0.99"})
     assert t.id == "t0007" and t.config.optim.learning_rate == 0.0123456789
     assert t.overrides == {"optim.learning_rate": 0.0123456789, "optim.b1": 0.99, "seed": 0}
+    # A plain override pins its key: the file's range of it is dropped.
+    found = search.load(str(path), ["optim.b1=0.85"], trials=3, batch=3)
+    assert found.spec.random == {"optim.learning_rate": "loguniform:1e-4,1e-1"}
+    assert search.member(found, 0, {"optim.learning_rate": 0.01}).config.optim.b1 == 0.85
 
 
 def test_a_directory_of_another_sweep_or_search_is_refused_before_training(tmp_path):

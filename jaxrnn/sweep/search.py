@@ -22,7 +22,8 @@ hyperparameters, else its score is no longer an unbiased estimate. A trial whose
 member diverged before its first evaluation is told ``FAIL``.
 
 The search space is the spec of a random sweep: ``--random key=dist:args`` and the
-experiment's ``get_sweep()["random"]`` (the flags win per key), with
+experiment's ``get_sweep()["random"]`` (the flags win per key; a plain override
+pins its key, see :mod:`jaxrnn.sweep.spec`), with
 ``loguniform:a,b``, ``uniform:a,b``, ``int:a,b`` and ``choice:x,y`` as Optuna's
 ``FloatDistribution(log=True)``, ``FloatDistribution``, ``IntDistribution`` and
 ``CategoricalDistribution``; a ``--grid key=v1,v2`` key is searched as
@@ -66,6 +67,7 @@ from jaxrnn.sweep.spec import (
     Spec,
     distribution,
     expand,
+    file_space,
     parse_grid,
     parse_random,
     parse_seeds,
@@ -147,7 +149,7 @@ def load(
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             problems.append(f"{name} {value!r}: expected an integer >= {least}")
     choices = {k: "choice:" + ",".join(v) for k, v in parse_grid(grid, problems).items()}
-    file_random = dict(file.get("random", {}))
+    _, file_random = file_space(file, overrides)
     space = {**file_random, **parse_random(random, problems)}
     for key in set(choices) & set(space):
         problems.append(f"{key!r}: in both --grid and --random; search it one way")

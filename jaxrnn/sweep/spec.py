@@ -22,7 +22,9 @@ dict with any of ``grid`` (``{key: [values]}``), ``random`` (``{key: "dist:args"
 ``trials``, ``seeds`` and ``max_group_size``. Command-line flags take precedence
 per entry: ``--grid key=...`` replaces the file's grid values of ``key`` (other
 keys of the file's grid stay), likewise ``--random``; ``--trials``, ``--seeds`` and
-``--max-group-size`` replace the file's values.
+``--max-group-size`` replace the file's values. A plain override (``key=value`` for
+every member) pins its key: the file's grid or range of that key is dropped (a
+``--grid`` or ``--random`` of the key still sweeps it).
 
 Every member's config is built with
 :func:`jaxrnn.training.overrides.apply_overrides` (then the experiment's
@@ -137,6 +139,26 @@ def parse_random(items: Sequence[str], problems: list[str]) -> dict[str, str]:
             continue
         random[key] = dist.strip()
     return random
+
+
+def file_space(
+    file: Mapping[str, Any], overrides: Sequence[str]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The grid and random entries of a ``get_sweep()`` dict that plain overrides leave.
+
+    A plain override (``key=value``, applied to every member) pins its key: the file's
+    grid or range of that key is dropped, so ``jaxrnn sweep lm task.split=C`` trains
+    split C only, not every split of the file's grid. (A ``--grid`` or ``--random``
+    of the key still sweeps it: the flags win over both.)
+    """
+    pinned = {o.partition("=")[0].strip() for o in overrides}
+    grid = {
+        k: [_text(v) for v in values]
+        for k, values in file.get("grid", {}).items()
+        if k not in pinned
+    }
+    random = {k: v for k, v in file.get("random", {}).items() if k not in pinned}
+    return grid, random
 
 
 def distribution(text: str) -> tuple[str, list]:
@@ -349,8 +371,7 @@ def load(
     base = experiment_lib.overridden_config(experiment, overrides, smoke=smoke)
     file = experiment_lib.get_sweep(experiment)
     problems: list[str] = []
-    file_grid = {k: [_text(v) for v in values] for k, values in file.get("grid", {}).items()}
-    file_random = dict(file.get("random", {}))
+    file_grid, file_random = file_space(file, overrides)
     grid_ = {**file_grid, **parse_grid(grid, problems)}
     random_ = {**file_random, **parse_random(random, problems)}
     trials = trials if trials is not None else file.get("trials")
