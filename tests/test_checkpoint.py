@@ -418,3 +418,29 @@ def test_bad_arguments_are_named(tmp_path, kwargs, name):
 def test_bad_step_is_named(tmp_path, key):
     with pytest.raises(ValueError, match="step"):
         Checkpointer(tmp_path).save(-1, fresh_state(key))
+
+
+def test_a_fresh_run_takes_its_first_step_before_importing_orbax(tmp_path):
+    """Orbax (about 0.3 s to import) loads at the run's first save, after its first
+    step (bench/startup.py: time to the first step); flax, which this run does not
+    use, is never imported (the manifest reads its version from the metadata)."""
+    code = textwrap.dedent(
+        f"""
+        import contextlib, sys
+        events = []
+        def hook(event, args):
+            if event == "import" and args[0] in ("orbax.checkpoint", "flax"):
+                events.append(args[0])
+            elif event == "open" and str(args[0]).endswith("metrics.jsonl"):
+                events.append("first step")
+        sys.addaudithook(hook)
+        from jaxrnn import cli
+        with contextlib.suppress(SystemExit):
+            cli.main(["train", "adding_lstm", "--smoke", "--no-progress", "--no-compile-cache",
+                      "--workdir", {str(tmp_path / "run")!r}])
+        print(list(dict.fromkeys(events)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "['first step', 'orbax.checkpoint']"
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())  # it saved

@@ -36,6 +36,7 @@ References:
 """
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -44,8 +45,6 @@ from typing import Any, Literal
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-import tensorstore as ts
 
 # Stored inside the metrics JSON (the one per-step record orbax hands to the
 # preservation policy, also after a restart), so "final" survives a resume.
@@ -133,31 +132,41 @@ class _KeepPolicy:
         return [i in last or i in best or bool(m.get(_FINAL)) for i, m in enumerate(metrics)]
 
 
-class _Manager(ocp.CheckpointManager):
-    """Orbax's manager, except that an unreadable metrics file loses the metrics only.
+@functools.cache
+def _manager_class() -> type:
+    """Orbax's ``CheckpointManager``, except that an unreadable metrics file loses the
+    metrics only.
 
     Orbax reads every step's metrics when it lists the directory and lets a
     damaged JSON file raise, which would make the whole directory unusable
     (even ``restore`` of an intact older step).
-    """
 
-    def _get_metrics(self, step: int):
-        try:
-            return super()._get_metrics(step)
-        except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
-            warnings.warn(
-                f"checkpoint step {step} under {self.directory}: unreadable metrics "
-                f"({_describe(error)}); it will not count as best or final",
-                stacklevel=2,
-            )
-            return None
+    Orbax is imported here, on the first save or restore, not with this module:
+    it takes about 0.3 s to import, which a fresh run need not pay before its
+    first step (``bench/startup.py``).
+    """
+    import orbax.checkpoint as ocp
+
+    class _Manager(ocp.CheckpointManager):
+        def _get_metrics(self, step: int):
+            try:
+                return super()._get_metrics(step)
+            except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+                warnings.warn(
+                    f"checkpoint step {step} under {self.directory}: unreadable metrics "
+                    f"({_describe(error)}); it will not count as best or final",
+                    stacklevel=2,
+                )
+                return None
+
+    return _Manager
 
 
 class Checkpointer:
     """Saves and restores a train state under ``directory``, keeping the last and best.
 
     Args:
-        directory: where the step directories live (created if missing).
+        directory: where the step directories live (created by the first save).
         keep_last: how many of the most recent checkpoints to keep (>= 1, so
             that a run can always resume).
         keep_best: how many additional checkpoints to keep by ``best_metric``
@@ -194,37 +203,47 @@ class Checkpointer:
             raise ValueError(f"keep_best: expected an int >= 0, got {keep_best!r}")
         if best_mode not in ("min", "max"):
             raise ValueError(f"best_mode: expected 'min' or 'max', got {best_mode!r}")
-        policy = _KeepPolicy(keep_last, keep_best, best_metric, best_mode)
+        self.directory = Path(directory)
+        self._policy = _KeepPolicy(keep_last, keep_best, best_metric, best_mode)
+        # Steps that failed to restore: the next ``save`` deletes them, because
+        # a run resumed before them will write those steps again.
+        self._unreadable: set[int] = set()
+
+    @functools.cached_property
+    def _manager(self):
+        import orbax.checkpoint as ocp
+
+        best_metric, best_mode = self._policy.metric, self._policy.mode
         options = ocp.CheckpointManagerOptions(
             # Synchronous: ``save`` returns only once the step directory is renamed
             # into place, so a SIGKILL right after ``save`` cannot lose it. Async
             # saving would overlap I/O with training but leave that window open.
             enable_async_checkpointing=False,
-            preservation_policy=policy,
+            preservation_policy=self._policy,
             # Orbax writes per-step metrics only when ``best_fn`` is set; the
             # ranking itself is done by ``policy``.
             best_fn=lambda m: float(m.get(best_metric, math.nan)),
             best_mode=best_mode,
         )
-        self.directory = Path(directory)
-        self._manager = _Manager(
+        return _manager_class()(
             self.directory.absolute(),
             options=options,
             # Registering the handler up front lets ``item_metadata`` read steps
             # written by an earlier process, before any save or restore here.
             item_handlers=ocp.StandardCheckpointHandler(),
         )
-        # Steps that failed to restore: the next ``save`` deletes them, because
-        # a run resumed before them will write those steps again.
-        self._unreadable: set[int] = set()
+
+    def _empty(self) -> bool:
+        """No manager yet and no directory: nothing saved, no orbax needed to say so."""
+        return "_manager" not in self.__dict__ and not self.directory.exists()
 
     def steps(self) -> list[int]:
         """The steps of all complete checkpoints, in increasing order."""
-        return sorted(self._manager.all_steps())
+        return [] if self._empty() else sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
         """The most recent complete step, or ``None`` if there is none."""
-        return self._manager.latest_step()
+        return None if self._empty() else self._manager.latest_step()
 
     def save(self, step: int, state, *, metrics: dict | None = None, final: bool = False) -> None:
         """Write ``state`` as step ``step`` and wait until it is on disk, then prune.
@@ -255,6 +274,8 @@ class Checkpointer:
             record[_FINAL] = 1.0
         # force: orbax otherwise refuses a step below its latest one, which
         # happens after falling back past an unreadable checkpoint.
+        import orbax.checkpoint as ocp
+
         self._manager.save(
             step, args=ocp.args.StandardSave(_to_storable(state)), metrics=record, force=True
         )
@@ -268,6 +289,8 @@ class Checkpointer:
         metadata. A restore runs this first: orbax's own asynchronous reads, when one
         fails, leave the others to print a traceback each after its event loop has closed.
         """
+        import tensorstore as ts
+
         try:
             store = {
                 "driver": "ocdbt",
@@ -306,6 +329,8 @@ class Checkpointer:
                 f"template ^ checkpoint: {diff}. Restore with the state the run was "
                 f"started with, or use a new directory."
             )
+        import orbax.checkpoint as ocp
+
         try:
             stored = self._manager.restore(
                 step, args=ocp.args.StandardRestore(_to_storable(template))
@@ -334,7 +359,8 @@ class Checkpointer:
                 (a different model or optimizer): that is not corruption, so no
                 fallback to an older step would help.
         """
-        self._manager.reload()
+        if not self._empty():
+            self._manager.reload()
         for step in reversed(self.steps()):
             try:
                 return step, self.restore_step(step, template)
@@ -354,4 +380,5 @@ class Checkpointer:
 
     def close(self) -> None:
         """Wait for pending work and release orbax's resources."""
-        self._manager.close()
+        if "_manager" in self.__dict__:
+            self._manager.close()

@@ -419,7 +419,6 @@ def _collect_sweep(directory: Path) -> dict[str, Any]:
 
 def current_versions() -> dict[str, Any]:
     """This process's versions, git commit and devices (what a run's manifest records)."""
-    import flax
     import jax
     import jaxlib
     import optax
@@ -442,7 +441,8 @@ def current_versions() -> dict[str, Any]:
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "optax": optax.__version__,
-        "flax": flax.__version__,
+        # Not imported for its version: a run that does not use flax skips its import.
+        "flax": importlib.metadata.version("flax"),
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
     }
