@@ -39,6 +39,10 @@ class Seq2SeqModel(ModelConfig):
       attention: the decoder's Luong attention over the encoder outputs,
         ``"additive"`` (Bahdanau et al. 2015), ``"dot"`` or ``"general"`` (Luong et
         al. 2015); None: the source is read through the final carry only.
+      attention_style: the decoder around the attention: ``"luong"`` (Luong et al.
+        2015: the attentional state ``tanh(W_c [c_t; h_t])`` is read out and fed to the
+        next step) or ``"bahdanau"`` (Bahdanau et al. 2015: the context of the previous
+        state enters the recurrence, and the readout reads ``[s_t; c_t]``).
       bidirectional: a bidirectional encoder (Schuster & Paliwal 1997).
       scheduled_sampling: the probability, in ``[0, 1)``, of feeding the decoder its
         own sampled token instead of the true one in training (Bengio et al. 2015).
@@ -46,12 +50,15 @@ class Seq2SeqModel(ModelConfig):
 
     embedding_size: PositiveInt = 32
     attention: Literal["additive", "dot", "general"] | None = "additive"
+    attention_style: Literal["luong", "bahdanau"] = "luong"
     bidirectional: bool = False
     scheduled_sampling: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     def references(self):
         """The cell's references (ModelConfig's) and the encoder-decoder's (``jaxrnn cite``)."""
-        own = seq2seq.references(self.attention, self.bidirectional, self.scheduled_sampling)
+        own = seq2seq.references(
+            self.attention, self.bidirectional, self.scheduled_sampling, self.attention_style
+        )
         return [*super().references(), *own]
 
     @model_validator(mode="after")
@@ -106,6 +113,7 @@ def get_model(config: Config, data) -> models.Seq2Seq:
         hidden_size=m.hidden_size,
         attention_kind=m.attention,
         bidirectional_encoder=m.bidirectional,
+        attention_style=m.attention_style,
     )
 
 

@@ -147,6 +147,28 @@ def test_the_prepared_ids_decode_to_the_verse_each_row_names(translation, kjv_se
     assert train.pairs.source.shape[1] <= 40 and train.pairs.mask.sum(1).max() <= 40
 
 
+def test_the_attention_style_reaches_the_decoder(key):
+    """``attention_style`` picks the decoder of jaxrnn.models.seq2seq_model (whose two
+    decoders are checked against NumPy in tests/test_seq2seq.py): the same params give
+    the same logits through both."""
+    source, lengths = jax.random.randint(key, (3, 5), 4, 12), jnp.array([5, 2, 4])
+    target_in = jax.random.randint(key, (3, 4), 4, 9)
+    for style in ("luong", "bahdanau"):
+        model = seq2seq.model(lambda: jaxrnn.gru(8), 12, embedding_size=4, hidden_size=8,
+                              attention_kind="general", bidirectional_encoder=True,
+                              target_vocab_size=9, attention_style=style)  # fmt: skip
+        direct = models.seq2seq_model(
+            jaxrnn.bidirectional(jaxrnn.gru(8)), jaxrnn.gru(8), 12, 9, embedding_size=4,
+            attention=models.attention.general(), style=style,
+        )  # fmt: skip
+        params = model.init(key)
+        assert (params.attentional is None) == (style == "bahdanau")  # no tanh(W_c [c; h])
+        np.testing.assert_array_equal(
+            model.apply_teacher_forced(params, source, lengths, target_in)[0],
+            direct.apply_teacher_forced(params, source, lengths, target_in)[0],
+        )
+
+
 def test_translate_returns_the_decoders_best_output_cut_at_eos(key):
     model = seq2seq.model(lambda: jaxrnn.gru(8), 12, embedding_size=4, hidden_size=8,
                           attention_kind="additive", target_vocab_size=9)  # fmt: skip

@@ -220,6 +220,11 @@ def test_the_encoder_decoder_experiment_cites_its_attention():
     assert not {"bahdanau2015neural", "luong2015effective"} & set(plain)
     dot = cited("model.attention=dot")
     assert "luong2015effective" in dot and "bahdanau2015neural" not in dot
+    general = cited("model.attention=general")
+    assert "luong2015effective" in general and "bahdanau2015neural" not in general
+    # Luong's score in Bahdanau's decoder: both papers.
+    mixed = cited("model.attention=general", "model.attention_style=bahdanau")
+    assert {"bahdanau2015neural", "luong2015effective"} <= set(mixed)
     more = cited("model.bidirectional=true", "model.scheduled_sampling=0.25")
     assert {"schuster1997bidirectional", "bengio2015scheduled"} <= set(more)
     assert keys(seq2seq.references()) == ["sutskever2014sequence", "cho2014learning"]

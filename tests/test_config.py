@@ -486,6 +486,11 @@ def test_override_errors_name_key_value_and_expectation(overrides, fragments):
         ),
         (
             "addition_seq2seq",
+            ["model.attention_style=bengio"],
+            ["model.attention_style='bengio': expected one of 'luong', 'bahdanau'"],
+        ),
+        (
+            "addition_seq2seq",
             ["model.scheduled_sampling=1"],
             ["model.scheduled_sampling=1: must be < 1"],
         ),
@@ -1011,6 +1016,7 @@ SECTION_CHANGES = {
         "task.digits": ["task.digits=2"],
         "model.embedding_size": ["model.embedding_size=16"],
         "model.attention": ["model.attention=dot"],
+        "model.attention_style": ["model.attention_style=bahdanau"],
         "model.bidirectional": ["model.bidirectional=true"],
         "model.scheduled_sampling": ["model.scheduled_sampling=0.5"],
     },
@@ -1031,6 +1037,7 @@ SECTION_CHANGES = {
         "task.verses": ["task.verses=100"],
         "model.embedding_size": ["model.embedding_size=16"],
         "model.attention": ["model.attention=additive"],
+        "model.attention_style": ["model.attention_style=luong"],
         "model.bidirectional": ["model.bidirectional=false"],
         "model.scheduled_sampling": ["model.scheduled_sampling=0.5"],
     },

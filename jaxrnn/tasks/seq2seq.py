@@ -55,19 +55,22 @@ def model(
     attention_kind: str | None = None,
     bidirectional_encoder: bool = False,
     target_vocab_size: int | None = None,
+    attention_style: str = "luong",
 ) -> Seq2Seq:
     """An encoder-decoder from ``vocab_size`` source ids to ``target_vocab_size`` target
     ids (None: the same vocabulary): ``make_cell()`` as the encoder (inside
     :func:`jaxrnn.bidirectional` if ``bidirectional_encoder``) and as the decoder, with
-    Luong attention of ``attention_kind`` (``"additive"``: ``A = hidden_size``; ``"dot"``;
-    ``"general"``) or none."""
+    attention of ``attention_kind`` (``"additive"``: ``A = hidden_size``; ``"dot"``;
+    ``"general"``) or none, in the decoder of ``attention_style`` (``"luong"``: input
+    feeding; ``"bahdanau"``: the context enters the recurrence and the readout; see
+    :func:`jaxrnn.models.seq2seq_model`)."""
     encoder = make_cell()
     if bidirectional_encoder:
         encoder = bidirectional(encoder)
     att = None if attention_kind is None else ATTENTIONS[attention_kind](hidden_size)
     return seq2seq_model(
         encoder, make_cell(), vocab_size, target_vocab_size or vocab_size,
-        embedding_size=embedding_size, attention=att,
+        embedding_size=embedding_size, attention=att, style=attention_style,
     )  # fmt: skip
 
 
@@ -75,20 +78,23 @@ def references(
     attention_kind: str | None = None,
     bidirectional_encoder: bool = False,
     sampling_prob: float = 0.0,
+    attention_style: str = "luong",
 ) -> list[Reference]:
-    """The methods of :func:`model` (``attention_kind``, ``bidirectional_encoder``) trained
-    by :func:`objective` (``sampling_prob``), each with its paper, for an experiment's
-    model section to list (``references()``, see :func:`jaxrnn.training.section`).
+    """The methods of :func:`model` (``attention_kind``, ``bidirectional_encoder``,
+    ``attention_style``) trained by :func:`objective` (``sampling_prob``), each with its
+    paper, for an experiment's model section to list (``references()``, see
+    :func:`jaxrnn.training.section`).
 
     The encoder-decoder (Sutskever et al. 2014; Cho et al. 2014); with attention, its
     score (``"additive"``: Bahdanau et al. 2015; ``"dot"``, ``"general"``: Luong et al.
-    2015) and Luong et al.'s input-feeding decoder; a bidirectional encoder (Schuster &
+    2015) and its decoder (``"luong"``: Luong et al.'s input feeding; ``"bahdanau"``:
+    Bahdanau et al.'s); a bidirectional encoder (Schuster &
     Paliwal 1997); scheduled sampling (Bengio et al. 2015) where ``sampling_prob > 0``.
     The cell's own references are the model config's.
     """
     found = list(seq2seq_lib.ENCODER_DECODER)
     if attention_kind is not None:
-        found += [attention.SCORES[attention_kind], seq2seq_lib.DECODERS["luong"]]
+        found += [attention.SCORES[attention_kind], seq2seq_lib.DECODERS[attention_style]]
     if bidirectional_encoder:
         found.append(BIDIRECTIONAL)
     if sampling_prob > 0.0:
