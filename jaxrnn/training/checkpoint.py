@@ -272,10 +272,10 @@ class Checkpointer:
         record = {k: float(v) for k, v in (metrics or {}).items()}
         if final:
             record[_FINAL] = 1.0
-        # force: orbax otherwise refuses a step below its latest one, which
-        # happens after falling back past an unreadable checkpoint.
         import orbax.checkpoint as ocp
 
+        # force: orbax otherwise refuses a step below its latest one, which
+        # happens after falling back past an unreadable checkpoint.
         self._manager.save(
             step, args=ocp.args.StandardSave(_to_storable(state)), metrics=record, force=True
         )
