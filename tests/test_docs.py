@@ -151,17 +151,3 @@ def test_every_public_module_has_a_place_in_the_api_reference():
         documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.M))
     missing = [name for name, _ in _public_modules() if name not in documented]
     assert missing == [], f"add `::: <module>` to the page of its package in docs/api: {missing}"
-
-
-def test_every_relative_link_and_image_of_the_readmes_and_docs_exists():
-    """A figure named in experiments/README.md, or a page linked from the docs, is in
-    the repository (the figures are committed beside the text that shows them)."""
-    pages = [ROOT / "README.md", ROOT / "experiments" / "README.md", ROOT / "bench" / "README.md"]
-    pages += sorted((ROOT / "docs").rglob("*.md"))
-    missing = []
-    for page in pages:
-        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
-            path = target.split("#")[0]
-            if path and not re.match(r"[a-z]+:", path) and not (page.parent / path).exists():
-                missing.append(f"{page.relative_to(ROOT)}: {target}")
-    assert not missing
