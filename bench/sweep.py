@@ -14,6 +14,10 @@ each in a fresh process of its own (so no two share compilation caches or thread
 pools, and PyTorch never shares a process with XLA, as in ``bench/peers.py``):
 
 * ``sweep``: ``jaxrnn.sweep.run`` over all members: one compiled program for all 16;
+* ``sweep-cores``: the same, with as many JAX CPU devices as cores
+  (``JAX_NUM_CPU_DEVICES``, JAX's own setting): the engine shards the member axis
+  over devices, so each core's device trains its share of the members side by side
+  with the others, instead of every member using all cores in turn;
 * ``sequential``: ``jaxrnn.training.train`` (what ``jaxrnn train`` calls) on
   each member's config in turn, in one process — 16 separate ``jaxrnn train``
   commands would also pay 16 interpreter start-ups and imports, so this is the
@@ -44,7 +48,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("sweep", "sequential", "torch")
+PARTS = ("sweep", "sweep-cores", "sequential", "torch")
 FULL = {
     "H": 64,
     "T": 100,
@@ -182,7 +186,12 @@ def run_torch(size, _workdir):
     return {**clock.read(), "final_loss": finals}
 
 
-RUNNERS = {"sweep": run_sweep, "sequential": run_sequential, "torch": run_torch}
+RUNNERS = {
+    "sweep": run_sweep,
+    "sweep-cores": run_sweep,
+    "sequential": run_sequential,
+    "torch": run_torch,
+}
 
 
 def child(part, size_name, result_path, members=None):
@@ -198,14 +207,23 @@ def child(part, size_name, result_path, members=None):
     for name in ("jax", "torch", "jaxrnn"):
         if name in sys.modules:
             versions[name] = getattr(sys.modules[name], "__version__", None)
+    if "jax" in sys.modules:
+        result["devices"] = sys.modules["jax"].device_count()
     Path(result_path).write_text(json.dumps({**result, "versions": versions}))
 
 
 # ---------------------------------------------------------------------- parent
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def run_part(part, size_name, members=None):
     env = dict(os.environ)
+    if part == "sweep-cores":
+        env["JAX_NUM_CPU_DEVICES"] = str(cores())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
@@ -217,16 +235,26 @@ def run_part(part, size_name, members=None):
         return json.loads(out.read_text())
 
 
-def ratios(parts):
-    """``{part: wall / sweep wall}`` for every part that ran next to a sweep that ran."""
-    sweep = parts.get("sweep", {})
-    if sweep.get("status") != "ok":
+def ratios(parts, reference="sweep"):
+    """``{part: wall / reference's wall}`` for every other part that ran, when the
+    ``reference`` part ran."""
+    ref = parts.get(reference, {})
+    if ref.get("status") != "ok":
         return {}
     return {
-        name: p["wall_s"] / sweep["wall_s"]
+        name: p["wall_s"] / ref["wall_s"]
         for name, p in parts.items()
-        if name != "sweep" and p.get("status") == "ok"
+        if name != reference and p.get("status") == "ok"
     }
+
+
+def max_diff(parts, a, b):
+    """The largest |final eval loss of part ``a`` - of part ``b``| over the members, or
+    None unless both ran."""
+    if not all(parts.get(p, {}).get("status") == "ok" for p in (a, b)):
+        return None
+    pairs = zip(parts[a]["final_loss"], parts[b]["final_loss"], strict=True)
+    return max(abs(x - y) for x, y in pairs)
 
 
 def table(result):
@@ -245,6 +273,8 @@ def table(result):
         "sweep": "`jaxrnn sweep` engine (one compiled program)",
         "sequential": "`jaxrnn train`'s `jaxrnn.training.train`, one run after another",
         "torch": "PyTorch `nn.GRU` + Adam, one run after another",
+        "sweep-cores": f"`jaxrnn sweep` engine, {parts.get('sweep-cores', {}).get('devices')} "
+        "CPU devices (`JAX_NUM_CPU_DEVICES`)",
     }
     for name in PARTS:
         p = parts.get(name)
@@ -259,12 +289,22 @@ def table(result):
             f"| {names[name]} | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {p['wall_s'] / n:.2f} "
             f"| {ratio} |"
         )
-    if result.get("max_final_loss_diff") is not None:
-        lines += [
-            "",
-            "Largest |final eval loss (sweep) - final eval loss (sequential run)| over the "
-            f"members: {result['max_final_loss_diff']:.2e}.",
-        ]
+    cores = result.get("ratios_cores", {})
+    if cores:
+        versus = ", ".join(
+            f"{names[n].split(',')[0]} **{cores[n]:.1f}×**" for n in PARTS if n in cores
+        )
+        lines += ["", f"Wall time / the sweep's on CPU devices: {versus}."]
+    for key, what in (
+        ("max_final_loss_diff", "sweep"),
+        ("max_final_loss_diff_cores", "sweep-cores"),
+    ):
+        if result.get(key) is not None:
+            lines += [
+                "",
+                f"Largest |final eval loss ({what}) - final eval loss (sequential run)| over "
+                f"the members: {result[key]:.2e}.",
+            ]
     return "\n".join(lines)
 
 
@@ -308,7 +348,9 @@ def main(argv=None):
         "size": size,
         "parts": parts,
         "ratios": ratios(parts),
-        "max_final_loss_diff": None,
+        "ratios_cores": ratios(parts, "sweep-cores"),
+        "max_final_loss_diff": max_diff(parts, "sweep", "sequential"),
+        "max_final_loss_diff_cores": max_diff(parts, "sweep-cores", "sequential"),
         "machine": {
             "processor": cpu_name(),
             "cpu_count": os.cpu_count(),
@@ -317,9 +359,6 @@ def main(argv=None):
             "total_wall_s": time.perf_counter() - t0,
         },
     }
-    if all(parts.get(p, {}).get("status") == "ok" for p in ("sweep", "sequential")):
-        pairs = zip(parts["sweep"]["final_loss"], parts["sequential"]["final_loss"], strict=True)
-        result["max_final_loss_diff"] = max(abs(a - b) for a, b in pairs)
     text = table(result)
     print(text)
     if args.out:

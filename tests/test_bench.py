@@ -131,7 +131,8 @@ def test_write_readme_replaces_only_between_markers(tmp_path):
 
 def test_sweep_benchmark_quick_mode(tmp_path):
     """``bench/sweep.py --quick``: every part runs, the ratios are the wall-time ratios,
-    and the sweep's members end where their sequential runs end (float32)."""
+    and the sweep's members end where their sequential runs end (float32), also with
+    the members sharded over one CPU device per core (``sweep-cores``)."""
     out = tmp_path / "sweep.json"
     cmd = [sys.executable, str(ROOT / "bench" / "sweep.py"), "--quick", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -141,7 +142,7 @@ def test_sweep_benchmark_quick_mode(tmp_path):
     torch_there = importlib.util.find_spec("torch") is not None
     assert parts["torch"]["status"] == ("ok" if torch_there else "skipped")
     n = len(result["size"]["learning_rates"]) * len(result["size"]["seeds"])
-    for name in ("sweep", "sequential", *(["torch"] if torch_there else [])):
+    for name in ("sweep", "sweep-cores", "sequential", *(["torch"] if torch_there else [])):
         assert parts[name]["status"] == "ok", (name, parts[name])
         assert parts[name]["wall_s"] > 0
         assert len(parts[name]["final_loss"]) == n
@@ -156,6 +157,12 @@ def test_sweep_benchmark_quick_mode(tmp_path):
     )
     diffs = np.abs(np.subtract(parts["sweep"]["final_loss"], parts["sequential"]["final_loss"]))
     assert result["max_final_loss_diff"] == pytest.approx(diffs.max(), abs=1e-15)
+    assert parts["sweep-cores"]["devices"] == len(os.sched_getaffinity(0))
+    np.testing.assert_allclose(
+        parts["sweep-cores"]["final_loss"], parts["sequential"]["final_loss"], rtol=1e-4, atol=1e-6
+    )
+    ratio = parts["sequential"]["wall_s"] / parts["sweep-cores"]["wall_s"]
+    assert result["ratios_cores"]["sequential"] == pytest.approx(ratio, rel=1e-12)
 
 
 def test_memory_benchmark_quick_run(tmp_path):

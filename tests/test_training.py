@@ -286,3 +286,37 @@ def test_initial_states_in_one_program_equal_the_eager_ones_bit_for_bit(name):
 
     hosted = loop.program_lib.initial_states(configs, [host_init(m) for m in group.models], *args)
     assert all(np.array_equal(a, b) for a, b in zip(_bits(eager), _bits(hosted), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shared"),
+    [
+        (["optim.learning_rate=1e-3", "optim.learning_rate=3e-2"], True),
+        (["model.forget_bias=1.0", "model.forget_bias=2.0"], False),
+    ],
+)
+def test_members_that_initialise_alike_share_one_init_in_a_loop(overrides, shared):
+    """Members whose models initialise alike (a learning-rate sweep) share one ``init``,
+    run in a loop over their keys (``lax.map``); members whose ``init`` differs
+    (forget-gate bias) do not. Either way the states equal the eager ``initial_state``
+    calls bit for bit."""
+    experiment = experiment_lib.load("adding_lstm")
+    configs = [
+        experiment_lib.get_config(experiment, [o, f"seed={s}"], smoke=True)
+        for s, o in enumerate(overrides)
+    ]
+    group = runs.build(experiment, configs)
+    P = loop.program_lib
+    assert (P.shared_init(group.models) is not None) is shared
+    worst = P.worst(group.directions[configs[0].train.best_metric])
+    eager = P.stack(
+        [
+            P.initial_state(c, m, group.objective, o, worst)
+            for c, m, o in zip(configs, group.models, group.optimizers, strict=True)
+        ],
+        ["a", "b"],
+    )
+    built = P.initial_states(
+        configs, group.models, group.objective, group.optimizers, worst, ["a", "b"]
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(_bits(eager), _bits(built), strict=True))

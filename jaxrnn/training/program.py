@@ -95,17 +95,25 @@ def data_key(config: Config) -> jax.Array:
     return jax.random.key(config.seed + 1)
 
 
+def _keys(config: Config) -> tuple[jax.Array, jax.Array]:
+    """A member's keys for ``model.init`` and for training, from its seed."""
+    k_init, k_train = jax.random.split(jax.random.key(config.seed))
+    return k_init, k_train
+
+
 def initial_state(
     config: Config,
     model: Any,
     objective: Objective,
     optimizer: optax.GradientTransformation,
     worst: float,
+    params: Any = None,
 ) -> MemberState:
-    """A member's state before step 0: params from ``model.init`` under its seed's key,
-    its optimizer's state, a stateful objective's carry, and ``best = worst``."""
-    k_init, k_train = jax.random.split(jax.random.key(config.seed))
-    params = model.init(k_init)
+    """A member's state before step 0: params from ``model.init`` under its seed's key
+    (or ``params``, already so made), its optimizer's state, a stateful objective's
+    carry, and ``best = worst``."""
+    k_init, k_train = _keys(config)
+    params = model.init(k_init) if params is None else params
     carry = () if objective.carry is None else objective.carry(params, config.train.batch_size)
     zero = jnp.zeros((), jnp.int32)
     return MemberState(
@@ -120,19 +128,57 @@ def initial_state(
     )
 
 
+def _same_program(a, b) -> bool:
+    """Whether two closed jaxprs compute the same thing: equal equations (their printed
+    form, literals included) and equal captured constants."""
+    if str(a.jaxpr) != str(b.jaxpr) or len(a.consts) != len(b.consts):
+        return False
+    for x, y in zip(a.consts, b.consts, strict=True):
+        if jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        if np.shape(x) != np.shape(y) or not np.array_equal(np.asarray(x), np.asarray(y)):
+            return False
+    return True
+
+
+def shared_init(models: Sequence[Any]) -> Callable | None:
+    """One ``init(key)`` for every member when the members' ``model.init`` are the same
+    function of the key (equal traced programs: a sweep over seeds or learning rates),
+    else None; None too for a model whose ``init`` reads values on the host."""
+    key = jax.random.key(0)
+    try:
+        traced = [jax.make_jaxpr(m.init, return_shape=True)(key) for m in models]
+    except jax.errors.JAXTypeError:
+        return None
+    (first, shapes), rest = traced[0], traced[1:]
+    return models[0].init if all(_same_program(first, j) and s == shapes for j, s in rest) else None
+
+
 def initial_states(configs, models, objective, optimizers, worst: float, ids) -> MemberState:
     """The members' :func:`initial_state`, stacked (:func:`stack`), built as one compiled
     program. Run eagerly, each small operation of ``model.init`` and ``optimizer.init``
     is a program of its own, traced and lowered one by one: that took 1.2-1.3 s of the
     4.6-8.0 s to the first training step of ``adding_lstm``'s smoke run with a warm
-    compilation cache (``bench/startup.py``). The values are those of the eager calls.
-    A model whose ``init`` reads values on the host (``np.asarray`` of an array, an ``if``
-    on one) cannot be traced: its states are built eagerly, as before."""
+    compilation cache (``bench/startup.py``). Where the members' models initialise
+    alike (:func:`shared_init`), one ``init`` runs in a loop over their keys
+    (``lax.map``) instead of ``M`` copies of it in the program, so the program's size
+    does not grow with ``M``. Not ``vmap``: a batched QR (the orthogonal initialiser)
+    runs LAPACK over the batch on XLA:CPU's thread pool, and two of them at once
+    deadlocked that pool on 2 cores (jaxlib 0.10.2, ``jax::ParallelBatchMap``). The
+    values are those of the eager calls, bit for bit.
+    A model whose ``init`` reads values on the host (``np.asarray`` of an array, an
+    ``if`` on one) cannot be traced: its states are built eagerly, as before."""
+    init = shared_init(models) if len(models) > 1 else None
 
     def build():
+        params = [None] * len(configs)
+        if init is not None:
+            keys = jnp.stack([_keys(c)[0] for c in configs])
+            stacked = jax.lax.map(init, keys)
+            params = [jax.tree.map(operator.itemgetter(i), stacked) for i in range(len(configs))]
         states = [
-            initial_state(c, model, objective, opt, worst)
-            for c, model, opt in zip(configs, models, optimizers, strict=True)
+            initial_state(c, model, objective, opt, worst, p)
+            for c, model, opt, p in zip(configs, models, optimizers, params, strict=True)
         ]
         return stack(states, ids)
 
