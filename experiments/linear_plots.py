@@ -30,8 +30,9 @@ FIGURES = Path(__file__).resolve().parent / "figures"
 COLORS = {"min_gru": "tab:blue", "lru": "tab:green", "gru": "tab:red"}
 
 
-def member_curves(directory: Path):
-    """``(steps, train seconds, validation loss)`` at the eval steps, and the total time."""
+def member_curves(directory: Path, metric: str = "loss"):
+    """``(steps, train seconds, validation metric)`` at the eval steps, the total time and
+    the last step trained."""
     records = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
     clock, last, at = 0.0, 0, {0: 0.0}
     for r in records:
@@ -41,8 +42,8 @@ def member_curves(directory: Path):
             at[last] = clock
     evals = [r for r in records if r["kind"] == "eval" and r.get("split") == "validation"]
     steps = np.array([r["step"] for r in evals])
-    losses = np.array([r["loss"] for r in evals])
-    return steps, np.array([at[s] for s in steps]), losses, clock, last
+    values = np.array([r[metric] for r in evals])
+    return steps, np.array([at[s] for s in steps]), values, clock, last
 
 
 def main(pairs):
