@@ -113,7 +113,7 @@ def get_model(config: Config, data) -> models.Seq2Seq:
         hidden_size=m.hidden_size,
         attention_kind=m.attention,
         bidirectional_encoder=m.bidirectional,
-        attention_style=m.attention_style,
+        style=m.attention_style,
     )
 
 

@@ -147,26 +147,38 @@ def test_the_prepared_ids_decode_to_the_verse_each_row_names(translation, kjv_se
     assert train.pairs.source.shape[1] <= 40 and train.pairs.mask.sum(1).max() <= 40
 
 
-def test_the_attention_style_reaches_the_decoder(key):
-    """``attention_style`` picks the decoder of jaxrnn.models.seq2seq_model (whose two
-    decoders are checked against NumPy in tests/test_seq2seq.py): the same params give
-    the same logits through both."""
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"style": "luong"},
+        {"style": "bahdanau"},
+        {"style": "luong", "attentional_size": 5, "bridge_mode": "none"},
+    ],
+)
+def test_the_model_options_reach_the_encoder_decoder(key, options):
+    """``seq2seq.model``'s options (the decoder ``style``, ``attentional_size``,
+    ``bridge_mode``) reach jaxrnn.models.seq2seq_model (whose two decoders are checked
+    against NumPy in tests/test_seq2seq.py): the same params give the same logits
+    through both."""
     source, lengths = jax.random.randint(key, (3, 5), 4, 12), jnp.array([5, 2, 4])
     target_in = jax.random.randint(key, (3, 4), 4, 9)
-    for style in ("luong", "bahdanau"):
-        model = seq2seq.model(lambda: jaxrnn.gru(8), 12, embedding_size=4, hidden_size=8,
-                              attention_kind="general", bidirectional_encoder=True,
-                              target_vocab_size=9, attention_style=style)  # fmt: skip
-        direct = models.seq2seq_model(
-            jaxrnn.bidirectional(jaxrnn.gru(8)), jaxrnn.gru(8), 12, 9, embedding_size=4,
-            attention=models.attention.general(), style=style,
-        )  # fmt: skip
-        params = model.init(key)
-        assert (params.attentional is None) == (style == "bahdanau")  # no tanh(W_c [c; h])
-        np.testing.assert_array_equal(
-            model.apply_teacher_forced(params, source, lengths, target_in)[0],
-            direct.apply_teacher_forced(params, source, lengths, target_in)[0],
-        )
+    model = seq2seq.model(lambda: jaxrnn.gru(8), 12, embedding_size=4, hidden_size=8,
+                          attention_kind="general", bidirectional_encoder=True,
+                          target_vocab_size=9, **options)  # fmt: skip
+    direct = models.seq2seq_model(
+        jaxrnn.bidirectional(jaxrnn.gru(8)), jaxrnn.gru(8), 12, 9, embedding_size=4,
+        attention=models.attention.general(), **options,
+    )  # fmt: skip
+    params = model.init(key)
+    assert jax.tree.structure(params) == jax.tree.structure(direct.init(key))
+    if options["style"] == "bahdanau":
+        assert params.attentional is None  # no tanh(W_c [c; h])
+    else:
+        assert params.attentional.W.shape[-1] == options.get("attentional_size", 8)
+    np.testing.assert_array_equal(
+        model.apply_teacher_forced(params, source, lengths, target_in)[0],
+        direct.apply_teacher_forced(params, source, lengths, target_in)[0],
+    )
 
 
 def test_translate_returns_the_decoders_best_output_cut_at_eos(key):

@@ -55,22 +55,23 @@ def model(
     attention_kind: str | None = None,
     bidirectional_encoder: bool = False,
     target_vocab_size: int | None = None,
-    attention_style: str = "luong",
+    **options,
 ) -> Seq2Seq:
     """An encoder-decoder from ``vocab_size`` source ids to ``target_vocab_size`` target
     ids (None: the same vocabulary): ``make_cell()`` as the encoder (inside
     :func:`jaxrnn.bidirectional` if ``bidirectional_encoder``) and as the decoder, with
     attention of ``attention_kind`` (``"additive"``: ``A = hidden_size``; ``"dot"``;
-    ``"general"``) or none, in the decoder of ``attention_style`` (``"luong"``: input
-    feeding; ``"bahdanau"``: the context enters the recurrence and the readout; see
-    :func:`jaxrnn.models.seq2seq_model`)."""
+    ``"general"``) or none. ``options`` go to :func:`jaxrnn.models.seq2seq_model` as they
+    are: ``style`` (the decoder with attention, ``"luong"``: input feeding;
+    ``"bahdanau"``: the context enters the recurrence and the readout),
+    ``attentional_size``, ``bridge_mode``, ``dtype``."""
     encoder = make_cell()
     if bidirectional_encoder:
         encoder = bidirectional(encoder)
     att = None if attention_kind is None else ATTENTIONS[attention_kind](hidden_size)
     return seq2seq_model(
         encoder, make_cell(), vocab_size, target_vocab_size or vocab_size,
-        embedding_size=embedding_size, attention=att, style=attention_style,
+        embedding_size=embedding_size, attention=att, **options,
     )  # fmt: skip
 
 
