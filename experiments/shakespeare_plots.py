@@ -65,6 +65,8 @@ def main(folders: list[str], out_dir: Path = FIGURES) -> Path:
             if finals
             else f"| {label} | 0/{len(members)} | — | — | {hours:.2f} |"
         )
+        if not curves:  # a sweep still before its first evaluation
+            continue
         n = min(len(c[0]) for c in curves)
         bpc = np.stack([c[2][:n] for c in curves])
         hours_at = np.mean([c[1][:n] for c in curves], axis=0) / 3600
