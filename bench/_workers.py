@@ -26,7 +26,8 @@ Commands (one JSON object per line):
 The jaxrnn workers take their ``unroll`` (passed to ``jaxrnn.scan``, default 1) from the
 environment variable ``JAXRNN_BENCH_UNROLL``, since ``bench/peers.py`` starts workers by
 peer name alone: ``JAXRNN_BENCH_UNROLL=8 python bench/peers.py``. Their hello reply
-reports it. PyTorch runs on CUDA (cuDNN) where ``torch.cuda.is_available()``.
+reports it, and every JAX worker's its ``XLA_FLAGS``. PyTorch runs on CUDA (cuDNN)
+where ``torch.cuda.is_available()``.
 """
 
 import json
@@ -251,6 +252,7 @@ BUILDERS = {
     "jaxrnn": lambda *config: build_jaxrnn(*config, unroll=unroll()),
     "jaxrnn-autodiff": lambda *config: build_jaxrnn(*config, bptt="autodiff", unroll=unroll()),
     "jaxrnn-reuse-memory": lambda *config: build_jaxrnn(*config, unroll=unroll()),
+    "jaxrnn-wide-vectors": lambda *config: build_jaxrnn(*config, unroll=unroll()),
     "pytorch": build_torch,
     "flax": build_flax,
     "haiku": build_haiku,
@@ -260,6 +262,7 @@ IMPORTS = {
     "jaxrnn": ["jax", "optax", "jaxrnn"],
     "jaxrnn-autodiff": ["jax", "optax", "jaxrnn"],
     "jaxrnn-reuse-memory": ["jax", "optax", "jaxrnn"],
+    "jaxrnn-wide-vectors": ["jax", "optax", "jaxrnn"],
     "pytorch": ["torch"],
     "flax": ["jax", "optax", "flax"],
     "haiku": ["jax", "optax", "haiku"],
@@ -392,6 +395,12 @@ def main():
             from jaxrnn.training.host_memory import reuse_host_memory
 
             reuse_host_memory()
+        if peer == "jaxrnn-wide-vectors":
+            # 512-bit vectors in XLA:CPU's generated kernels where the CPU has them
+            # (bench/README.md); XLA reads the flag when JAX starts its backend.
+            os.environ["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "") + " --xla_cpu_prefer_vector_width=512"
+            )
         versions = {}
         for mod in IMPORTS[peer]:
             m = importlib.import_module(mod)
@@ -405,6 +414,7 @@ def main():
         import jax
 
         info["jax_backend"] = jax.default_backend()
+        info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     if peer.startswith("jaxrnn"):
         info["unroll"] = unroll()
     if peer == "pytorch":

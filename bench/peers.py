@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 PEERS = ("jaxrnn", "pytorch", "flax", "haiku", "equinox")
 # On request only (--peers): jaxrnn with its fused BPTT turned off, and jaxrnn with
 # freed buffers kept mapped (--reuse-host-memory, jaxrnn.training.host_memory).
-EXTRA_PEERS = ("jaxrnn-autodiff", "jaxrnn-reuse-memory")
+EXTRA_PEERS = ("jaxrnn-autodiff", "jaxrnn-reuse-memory", "jaxrnn-wide-vectors")
 CELLS = ("lstm", "gru", "elman")
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
 # (B, T, I, H), from the performance issue.

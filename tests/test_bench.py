@@ -96,6 +96,26 @@ def test_statistics_agree_with_raw_timings(quick_run):
     assert row["fastest_peer"] == min(ratios, key=ratios.get)
 
 
+def test_the_wide_vector_peer_runs_jaxrnn_with_its_flag():
+    # The extra peer is jaxrnn under XLA_FLAGS=--xla_cpu_prefer_vector_width=512: the same
+    # model and losses as the default worker (up to rounding), only the flag differs.
+    hellos, losses = {}, {}
+    for name in ("jaxrnn", "jaxrnn-wide-vectors"):
+        worker = peers.Worker(name)
+        try:
+            hellos[name] = worker.ready()
+            shape = {"cell": "lstm", "B": 2, "T": 6, "I": 3, "H": 4}
+            reply = worker.ask(cmd="setup", loss_steps=5, **shape)
+            assert reply["ok"], reply
+            losses[name] = reply["losses"]
+        finally:
+            worker.close()
+    assert "--xla_cpu_prefer_vector_width=512" in hellos["jaxrnn-wide-vectors"]["xla_flags"]
+    if "prefer_vector_width" not in os.environ.get("XLA_FLAGS", ""):
+        assert "prefer_vector_width" not in hellos["jaxrnn"]["xla_flags"]
+    np.testing.assert_allclose(losses["jaxrnn-wide-vectors"], losses["jaxrnn"], rtol=1e-5)
+
+
 def test_step_flops_matches_bench_md():
     # BENCH.md: the (32, 100, 64, 512) LSTM step is 22.65 GFLOP.
     assert peers.step_flops("lstm", 32, 100, 64, 512) / 1e9 == pytest.approx(22.65, abs=5e-3)

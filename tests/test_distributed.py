@@ -108,14 +108,20 @@ def _worker_bad_batch(out: Path) -> None:
 
 def _worker_shardings(out: Path) -> None:
     """``member_sharding``, ``place`` and ``fetch`` on 8 devices, against NumPy."""
+    import logging
+
     import jax
     import jax.numpy as jnp
 
     from jaxrnn.training import distributed
 
     facts: dict = {}
+    warned: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warned.append(record.getMessage())
+    logging.getLogger("jaxrnn").addHandler(handler)
     rng = np.random.default_rng(0)
-    for n in (8, 16, 12, 6, 3):
+    for n in (8, 16, 12, 6, 3, 1):
         x = rng.standard_normal((n, 5)).astype(np.float32)
         placed = distributed.place(x, distributed.member_sharding(n))
         # Per member, a computation over its own row only: no communication needed.
@@ -126,6 +132,7 @@ def _worker_shardings(out: Path) -> None:
             "distinct_blocks": len({str(s.index) for s in placed.addressable_shards}),
             "max_err": float(np.max(np.abs(distributed.fetch(y) - np.tanh(x) @ np.ones((5, 2))))),
             "out_spec": list(y.sharding.spec),
+            "warned": [m for m in warned if m.startswith(f"{n} members")],
         }
     key = jax.random.key(3)
     keys = distributed.place(jax.random.split(key, 8), distributed.member_sharding(8))
@@ -305,6 +312,14 @@ def test_member_sharding_layout_and_values(tmp_path):
     assert facts["3"]["shard_rows"] == [3] and facts["3"]["distinct_blocks"] == 1
     for n in ("8", "16", "12", "6", "3"):
         assert facts[n]["max_err"] < 1e-6, n  # against NumPy on the host
+    # The uneven layouts say so, with their numbers; the even ones and a solo run do not.
+    assert not facts["8"]["warned"] and not facts["16"]["warned"] and not facts["1"]["warned"]
+    assert facts["12"]["warned"][0].startswith(
+        "12 members do not split evenly over 8 devices: 4 block(s) of 3 members, each "
+        "block's batches split over 2 devices"
+    )
+    assert "1 block(s) of 3 members" in facts["3"]["warned"][0]
+    assert "2 block(s) of 3 members" in facts["6"]["warned"][0]
     assert facts["8"]["out_spec"] == ["members"]
     assert facts["keys_equal"] and facts["keys_typed"]
     assert set(facts["errors"]) == {"0", "-1", "2.0", "True"}
