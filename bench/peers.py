@@ -41,8 +41,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("jaxrnn", "pytorch", "flax", "haiku", "equinox")
-# On request only (--peers): jaxrnn with its fused BPTT turned off, and jaxrnn with
-# freed buffers kept mapped (--reuse-host-memory, jaxrnn.training.host_memory).
+# On request only (--peers): jaxrnn with its fused BPTT turned off, jaxrnn with freed
+# buffers kept mapped (--reuse-host-memory, jaxrnn.training.host_memory), and jaxrnn
+# with XLA:CPU's 512-bit vectors (XLA_FLAGS=--xla_cpu_prefer_vector_width=512).
 EXTRA_PEERS = ("jaxrnn-autodiff", "jaxrnn-reuse-memory", "jaxrnn-wide-vectors")
 CELLS = ("lstm", "gru", "elman")
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
