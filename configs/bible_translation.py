@@ -27,9 +27,9 @@ highest validation BLEU is scored once on test. The sweep: attention and none ×
 Expected (2 CPU cores, about 40 min a run): attention clearly ahead of no attention in
 test BLEU and chrF, and above the trivial baseline each run reports, the English
 source copied as its own translation (BLEU 0.06, chrF 17.6 on the test books: the
-languages share names and punctuation, little else). Measured, seeds 0 and 1 (3
-December 2026): attention BLEU 8.12 ± 0.13, chrF 28.35 ± 0.07 (37 and 57 min beside
-other work); no attention BLEU 0.69 ± 0.17, chrF 14.7 ± 1.8.
+languages share names and punctuation, little else). Measured, seeds 0-2 (3 December
+2026): attention BLEU 8.15 ± 0.11, chrF 28.42 ± 0.13 (24-57 min a run beside other
+work); no attention BLEU 0.69 ± 0.12, chrF 15.1 ± 1.5 (11 min alone).
 Luong's input-feeding decoder (``model.attention_style=luong``) sat on the unigram
 plateau for about 600 steps here and reached BLEU 0.08, chrF 10.2
 (experiments/README.md). Needs the texts:
